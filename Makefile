@@ -1,0 +1,37 @@
+# adacal — `make demo` runs the bundled example, `make test` the test suite.
+# Both build .venv/ first when it is missing or older than the requirements.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.adacal-installed
+# numpy (and torch) are constrained on EVERY pip call: see requirements/constraints.txt
+PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q -c requirements/constraints.txt
+OUT    := examples/out
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements/base.txt requirements/nodeps.txt requirements/constraints.txt pyproject.toml Makefile
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "adacal needs Python 3.11, found " + sys.version.split()[0]'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) -r requirements/base.txt
+	$(PIP) setuptools wheel
+	# lava-nc / lava-dl / sinabs / spikingjelly: see requirements/nodeps.txt for why --no-deps
+	$(PIP) --no-deps --ignore-requires-python -r requirements/nodeps.txt
+	# xylosim is an sdist with C++ (pybind11, installed above, must be there first)
+	$(PIP) --no-build-isolation xylosim==0.1.3
+	$(PIP) --no-deps --no-build-isolation -e .
+	$(BIN)/python -c 'import numpy, torch, onnxruntime, adacal; print("installed: numpy", numpy.__version__, "torch", torch.__version__)'
+	@touch $(STAMP)
+
+demo: install
+	$(BIN)/python examples/digits_cnn.py --out $(OUT)
+	$(BIN)/adacal inspect $(OUT)/digits_cnn.onnx
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache .hypothesis

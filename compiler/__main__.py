@@ -1,0 +1,5 @@
+import sys
+
+from adacal.cli import main
+
+sys.exit(main())

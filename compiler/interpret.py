@@ -1,0 +1,144 @@
+"""The float reference interpreter: runs an IR graph with torch on the CPU.
+
+The same op functions run on torch's 'meta' device to infer output shapes, so
+there is one definition of every op's semantics.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from adacal import ir
+
+
+def _t(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    return torch.as_tensor(np.ascontiguousarray(a), dtype=like.dtype, device=like.device)
+
+
+def _pad(x: torch.Tensor, pads: ir.Pads, value: float = 0.0) -> torch.Tensor:
+    top, left, bottom, right = pads
+    if not any(pads):
+        return x
+    return F.pad(x, (left, right, top, bottom), value=value)
+
+
+def _conv(op: ir.Conv2d, x):
+    x = _pad(x, op.padding)
+    return F.conv2d(x, _t(op.weight, x), _t(op.bias, x), op.stride, 0, op.dilation, op.groups)
+
+
+def _dense(op: ir.Dense, x):
+    return F.linear(x, _t(op.weight, x), _t(op.bias, x))
+
+
+def _bn(op: ir.BatchNorm, x):
+    scale, shift = op.scale_shift()
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    return x * _t(scale, x).reshape(shape) + _t(shift, x).reshape(shape)
+
+
+def _affine(op: ir.Affine, x):
+    return x * _t(op.scale, x) + _t(op.shift, x)
+
+
+def _relu(op: ir.Relu, x):
+    y = F.relu(x)
+    return y if op.cap is None else torch.clamp(y, max=op.cap)
+
+
+def _clip(op: ir.Clip, x):
+    return torch.clamp(x, min=op.lo, max=op.hi)
+
+
+def _avgpool(op: ir.AvgPool, x):
+    kw = dict(kernel_size=op.kernel, stride=op.stride, ceil_mode=op.ceil_mode)
+    if not any(op.padding):
+        return F.avg_pool2d(x, **kw)
+    xp = _pad(x, op.padding)
+    total = F.avg_pool2d(xp, **kw)
+    if op.count_include_pad:
+        return total
+    ones = _pad(torch.ones_like(x[:1, :1]), op.padding)
+    return total / F.avg_pool2d(ones, **kw)
+
+
+def _maxpool(op: ir.MaxPool, x):
+    x = _pad(x, op.padding, value=float("-inf"))
+    return F.max_pool2d(x, op.kernel, op.stride, 0, op.dilation, ceil_mode=op.ceil_mode)
+
+
+_RUN = {
+    ir.Conv2d: lambda op, xs: _conv(op, xs[0]),
+    ir.Dense: lambda op, xs: _dense(op, xs[0]),
+    ir.BatchNorm: lambda op, xs: _bn(op, xs[0]),
+    ir.Affine: lambda op, xs: _affine(op, xs[0]),
+    ir.Relu: lambda op, xs: _relu(op, xs[0]),
+    ir.Clip: lambda op, xs: _clip(op, xs[0]),
+    ir.Pad: lambda op, xs: _pad(xs[0], op.pads, op.value),
+    ir.AvgPool: lambda op, xs: _avgpool(op, xs[0]),
+    ir.GlobalAvgPool: lambda op, xs: xs[0].mean(dim=(2, 3), keepdim=True),
+    ir.MaxPool: lambda op, xs: _maxpool(op, xs[0]),
+    ir.Add: lambda op, xs: xs[0] + xs[1],
+    ir.Concat: lambda op, xs: torch.cat(xs, dim=op.axis + 1),
+    ir.Flatten: lambda op, xs: xs[0].reshape(xs[0].shape[0], -1),
+    ir.Reshape: lambda op, xs: xs[0].reshape((xs[0].shape[0],) + tuple(op.shape)),
+    ir.Identity: lambda op, xs: xs[0],
+}
+
+
+def apply_op(op, inputs: list[torch.Tensor]) -> torch.Tensor:
+    """Run one op on batched torch tensors."""
+    return _RUN[type(op)](op, inputs)
+
+
+def infer_shape(op, in_shapes: list[ir.Shape]) -> ir.Shape:
+    """Per-sample output shape of op, computed on torch's meta device."""
+    xs = [torch.empty((1,) + tuple(s), device="meta") for s in in_shapes]
+    return tuple(int(d) for d in apply_op(op, xs).shape[1:])
+
+
+def _last_use(graph: ir.Graph) -> dict[str, int]:
+    last = {}
+    for i, n in enumerate(graph.nodes):
+        for src in n.inputs:
+            last[src] = i
+    return last
+
+
+@torch.no_grad()
+def _run_batch(graph: ir.Graph, x: torch.Tensor, keep: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    last = _last_use(graph)
+    values = {graph.input.name: x}
+    out = {}
+    for i, node in enumerate(graph.nodes):
+        if i > 0:
+            values[node.name] = apply_op(node.op, [values[s] for s in node.inputs])
+        if node.name in keep:
+            out[node.name] = values[node.name]
+        for src in node.inputs:  # free what no later node reads
+            if last.get(src) == i and src not in keep and src != graph.output:
+                values.pop(src, None)
+    out.setdefault(graph.output, values[graph.output])
+    return out
+
+
+def run_graph(graph: ir.Graph, x: np.ndarray, keep: tuple[str, ...] | None = None,
+              batch_size: int = 256):
+    """Run the float graph on x (N, *input_shape).
+
+    Returns the output array, or with `keep` a dict name -> array of those nodes.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    if x.shape[1:] != tuple(graph.input_shape):
+        from adacal.errors import AdacalError
+        raise AdacalError(f"input has per-sample shape {x.shape[1:]}, the model expects "
+                          f"{tuple(graph.input_shape)}")
+    names = tuple(keep) if keep is not None else ()
+    chunks: dict[str, list[np.ndarray]] = {}
+    for start in range(0, max(len(x), 1), batch_size):
+        res = _run_batch(graph, torch.from_numpy(x[start:start + batch_size]), names)
+        for k, v in res.items():
+            chunks.setdefault(k, []).append(v.numpy())
+    joined = {k: np.concatenate(v) for k, v in chunks.items()}
+    return joined if keep is not None else joined[graph.output]

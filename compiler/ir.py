@@ -1,0 +1,271 @@
+"""The adacal IR: a small graph of named nodes over frozen op dataclasses.
+
+Tensors are numpy arrays.  Every shape stored in the IR is *per sample*: the
+batch dimension is implicit and always first at run time.  A graph has exactly
+one input node (op `Input`) first and one output; nodes are kept in
+topological order, and a node's output value is named by the node's name.
+
+Ops describe *what* a layer computes (like a Lava Process); how it runs lives
+elsewhere (`adacal.interpret` for the float reference, runtime_sim for spikes).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Iterable
+
+import numpy as np
+
+Shape = tuple[int, ...]
+Pads = tuple[int, int, int, int]  # top, left, bottom, right
+
+
+def _op(cls):
+    # eq=False: ops hold numpy arrays, identity comparison is the useful one.
+    return dataclass(frozen=True, eq=False)(cls)
+
+
+@_op
+class Input:
+    """The graph input (float features / image, per-sample shape on the node)."""
+
+
+@_op
+class Conv2d:
+    weight: np.ndarray  # (C_out, C_in/groups, kH, kW), cross-correlation as in ONNX/PyTorch
+    bias: np.ndarray  # (C_out,)
+    stride: tuple[int, int] = (1, 1)
+    padding: Pads = (0, 0, 0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+
+@_op
+class Dense:
+    weight: np.ndarray  # (out_features, in_features)
+    bias: np.ndarray  # (out_features,)
+
+
+@_op
+class BatchNorm:
+    """Inference batch norm over axis 1 (channels / features)."""
+    gamma: np.ndarray
+    beta: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+    eps: float = 1e-5
+
+    def scale_shift(self) -> tuple[np.ndarray, np.ndarray]:
+        scale = self.gamma / np.sqrt(self.var + self.eps)
+        return scale, self.beta - self.mean * scale
+
+
+@_op
+class Affine:
+    """Elementwise x * scale + shift with constant arrays broadcast against the
+    per-sample shape (Mul/Div/Add/Sub by constants, or an unfolded BatchNorm)."""
+    scale: np.ndarray
+    shift: np.ndarray
+
+
+@_op
+class Relu:
+    """max(x, 0), or min(max(x, 0), cap) for a capped ReLU such as ReLU6."""
+    cap: float | None = None
+
+
+@_op
+class Clip:
+    """A clip that is not (yet) recognised as a ReLU; None = unbounded."""
+    lo: float | None = None
+    hi: float | None = None
+
+
+@_op
+class Pad:
+    """Constant padding of the spatial dims; folded into a following conv."""
+    pads: Pads
+    value: float = 0.0
+
+
+@_op
+class AvgPool:
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: Pads = (0, 0, 0, 0)
+    count_include_pad: bool = False
+    ceil_mode: bool = False
+
+
+@_op
+class GlobalAvgPool:
+    """Mean over the spatial dims, keeping them as 1x1."""
+
+
+@_op
+class MaxPool:
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: Pads = (0, 0, 0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    ceil_mode: bool = False
+
+
+@_op
+class Add:
+    """Elementwise sum of two activations (residual connection)."""
+
+
+@_op
+class Concat:
+    axis: int  # per-sample axis (ONNX axis - 1)
+
+
+@_op
+class Flatten:
+    """(N, ...) -> (N, prod(...))."""
+
+
+@_op
+class Reshape:
+    shape: Shape  # per-sample target shape
+
+
+@_op
+class Identity:
+    """Identity / inference Dropout; removed by `passes.drop_identity`."""
+
+
+LINEAR_LAYERS = (Conv2d, Dense)
+
+
+@dataclass(frozen=True, eq=False)
+class Node:
+    name: str
+    op: object
+    inputs: tuple[str, ...]
+    shape: Shape  # per-sample output shape
+
+    @property
+    def kind(self) -> str:
+        return type(self.op).__name__
+
+
+@dataclass(frozen=True, eq=False)
+class Graph:
+    nodes: tuple[Node, ...]  # topological order, nodes[0] is the Input
+    output: str
+
+    # ---- queries -------------------------------------------------------
+    @property
+    def input(self) -> Node:
+        return self.nodes[0]
+
+    @property
+    def input_shape(self) -> Shape:
+        return self.nodes[0].shape
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.node(self.output).shape
+
+    def names(self) -> list[str]:
+        return [n.name for n in self.nodes]
+
+    def get(self, name: str) -> Node | None:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        return None
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def consumers(self, name: str) -> list[Node]:
+        return [n for n in self.nodes if name in n.inputs]
+
+    def is_output(self, name: str) -> bool:
+        return name == self.output
+
+    def sole_consumer(self, name: str) -> Node | None:
+        """The only node reading `name`, if there is exactly one and `name`
+        is not also the graph output (so folding `name` away is safe)."""
+        cons = self.consumers(name)
+        return cons[0] if len(cons) == 1 and name != self.output else None
+
+    # ---- edits (return new graphs) ---------------------------------------
+    def with_nodes(self, nodes: Iterable[Node], output: str | None = None) -> "Graph":
+        return Graph(tuple(nodes), self.output if output is None else output)
+
+    def bypass(self, name: str) -> "Graph":
+        """Remove a single-input node, wiring its consumers to its input."""
+        node = self.node(name)
+        src = node.inputs[0]
+        nodes = [
+            replace(n, inputs=tuple(src if i == name else i for i in n.inputs))
+            for n in self.nodes if n.name != name
+        ]
+        return Graph(tuple(nodes), src if self.output == name else self.output)
+
+    def replace_op(self, name: str, op, inputs: tuple[str, ...] | None = None) -> "Graph":
+        nodes = [
+            replace(n, op=op, inputs=n.inputs if inputs is None else inputs) if n.name == name else n
+            for n in self.nodes
+        ]
+        return Graph(tuple(nodes), self.output)
+
+    # ---- execution -----------------------------------------------------
+    def run(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Float reference output for x of shape (N, *input_shape)."""
+        from adacal.interpret import run_graph
+        return run_graph(self, x, batch_size=batch_size)
+
+    def activations(self, x: np.ndarray, names: Iterable[str], batch_size: int = 256) -> dict[str, np.ndarray]:
+        """Float values of the named nodes for x (for calibration)."""
+        from adacal.interpret import run_graph
+        return run_graph(self, x, keep=tuple(names), batch_size=batch_size)
+
+    # ---- printing ------------------------------------------------------
+    def __str__(self) -> str:
+        lines = [f"graph(input {self.input.name}: {_fmt_shape(self.input_shape)}) -> {self.output}"]
+        for n in self.nodes[1:]:
+            args = ", ".join(f"%{i}" for i in n.inputs)
+            lines.append(f"  %{n.name} = {describe_op(n.op)}({args}) -> {_fmt_shape(n.shape)}")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def _fmt_shape(shape: Shape) -> str:
+    return "(N, " + ", ".join(str(s) for s in shape) + ")"
+
+
+def describe_op(op) -> str:
+    """One-line description of an op: its kind and non-array attributes."""
+    parts = []
+    for f in fields(op):
+        v = getattr(op, f.name)
+        if isinstance(v, np.ndarray):
+            parts.append(f"{f.name}{list(v.shape)}")
+        elif v not in (None, (1, 1), (0, 0, 0, 0), 1) or f.name in ("axis", "kernel"):
+            parts.append(f"{f.name}={v}")
+    name = type(op).__name__.lower()
+    return f"{name}[{' '.join(parts)}]" if parts else name
+
+
+def param_count(op) -> int:
+    return int(sum(getattr(op, f.name).size for f in fields(op)
+                   if isinstance(getattr(op, f.name), np.ndarray)))
+
+
+def macs(node: Node) -> int:
+    """Multiply-accumulates per sample of a conv/dense node (0 for others)."""
+    op = node.op
+    if isinstance(op, Conv2d):
+        _, c_in_g, kh, kw = op.weight.shape
+        return int(np.prod(node.shape)) * c_in_g * kh * kw
+    if isinstance(op, Dense):
+        return int(op.weight.size)
+    return 0

@@ -1,0 +1,59 @@
+"""Human- and machine-readable reports (the conversion plan for now)."""
+from __future__ import annotations
+
+import hashlib
+import os
+
+from adacal.frontends.onnx import load_onnx
+from adacal.passes import cleanup, conversion_plan
+
+
+def _fmt_shape(shape) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def inspect_model(model) -> dict:
+    """Load, clean up and plan a model; return the plan as a JSON-able dict."""
+    g = cleanup(load_onnx(model))
+    plan = conversion_plan(g)
+    label = os.fspath(model) if isinstance(model, (str, os.PathLike)) else "<model>"
+    sha = None
+    if isinstance(model, (str, os.PathLike)):
+        with open(model, "rb") as f:
+            sha = hashlib.sha256(f.read()).hexdigest()
+    problems = [f"{e.name} ({e.op}): {e.detail}" for e in plan if e.role == "unsupported"]
+    return {
+        "model": label,
+        "sha256": sha,
+        "input_shape": list(g.input_shape),
+        "output_shape": list(g.output_shape),
+        "layers": [e.as_dict() for e in plan],
+        "spiking_layers": sum(e.role == "spiking" for e in plan),
+        "total_params": sum(e.params for e in plan),
+        "total_macs": sum(e.macs for e in plan),
+        "convertible": not problems,
+        "problems": problems,
+    }
+
+
+def format_plan(info: dict) -> str:
+    rows = [("layer", "op", "output", "params", "MACs", "becomes")]
+    for e in info["layers"]:
+        becomes = e["role"] + (f": {e['detail']}" if e["detail"] else "")
+        rows.append((e["name"], e["op"], _fmt_shape(e["shape"]), f"{e['params']:,}", f"{e['macs']:,}", becomes))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = [f"{info['model']}: input {_fmt_shape(info['input_shape'])} -> output {_fmt_shape(info['output_shape'])}", ""]
+    for k, r in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) if i in (0, 1, 2) else c.rjust(w) for i, (c, w) in
+                               enumerate(zip(r[:5], widths))) + "  " + r[5])
+        if k == 0:
+            lines.append("-" * (sum(widths) + 10 + len("becomes")))
+    lines.append("")
+    lines.append(f"{info['spiking_layers']} spiking layers, {info['total_params']:,} parameters, "
+                 f"{info['total_macs']:,} MACs per sample")
+    if info["convertible"]:
+        lines.append("convertible: yes")
+    else:
+        lines.append(f"convertible: NO — {len(info['problems'])} problem(s):")
+        lines.extend(f"  - {p}" for p in info["problems"])
+    return "\n".join(lines)

@@ -1,0 +1,125 @@
+"""The conversion plan: what each node of a cleaned-up graph becomes in the
+burst-spiking network (method.md §1-2).  `adacal inspect` prints it; the
+conversion pass follows it and rejects what it marks unsupported.
+
+Roles:
+  input        the analog input (presented every step, direct encoding)
+  spiking      conv/dense whose (pooled) output drives burst neurons
+  synapse      conv on the skip path of a residual block (no neuron of its own)
+  neuron       the ReLU that becomes the burst neurons of a spiking layer
+  residual     the Add whose sum is integrated by one population of neurons
+  accumulator  the final conv/dense: a non-spiking readout averaged over T
+  linear       pooling / flatten / reshape / concat: no neuron, folded or wired
+  unsupported  cannot be converted exactly (reason given)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from adacal import ir
+
+PASS_THROUGH = (ir.AvgPool, ir.GlobalAvgPool, ir.Flatten, ir.Reshape)
+
+MAXPOOL_REASON = ("MaxPool is not linear in time (the max of spike sums is not the sum of "
+                  "spike maxima); replace it with AvgPool of the same kernel and fine-tune")
+
+
+@dataclass(frozen=True)
+class PlanEntry:
+    name: str
+    op: str
+    shape: ir.Shape
+    params: int
+    macs: int
+    role: str
+    detail: str = ""
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "op": self.op, "shape": list(self.shape), "params": self.params,
+                "macs": self.macs, "role": self.role, "detail": self.detail}
+
+
+def _follow(g: ir.Graph, name: str) -> tuple[ir.Node | None, list[str]]:
+    """Follow sole consumers through linear pass-through ops; return the first
+    other consumer (None at the graph output or a fan-out) and the path."""
+    path = []
+    while True:
+        if g.is_output(name):
+            return None, path
+        cons = g.consumers(name)
+        if len(cons) != 1:
+            return (cons[0] if cons else None), path
+        nxt = cons[0]
+        if isinstance(nxt.op, PASS_THROUGH):
+            path.append(nxt.name)
+            name = nxt.name
+            continue
+        return nxt, path
+
+
+def _layer_role(g: ir.Graph, n: ir.Node) -> tuple[str, str]:
+    if len(g.consumers(n.name)) > 1:
+        return "unsupported", "a conv/dense output read by several nodes without a ReLU in between"
+    end, path = _follow(g, n.name)
+    via = f" (through {', '.join(path)})" if path else ""
+    if end is None:
+        return "accumulator", f"non-spiking readout{via}, averaged over the timesteps"
+    if isinstance(end.op, ir.Relu):
+        return "spiking", f"burst neurons at {end.name}{via}"
+    if isinstance(end.op, ir.Add):
+        after = g.consumers(end.name)
+        if len(after) == 1 and isinstance(after[0].op, ir.Relu) and not g.is_output(end.name):
+            first_layer = next((i for i in end.inputs if isinstance(g.node(i).op, ir.LINEAR_LAYERS)), None)
+            if n.name == first_layer and not path:
+                return "spiking", f"residual: burst neurons at {after[0].name} integrate this plus the skip input"
+            return "synapse", f"skip path into the residual neurons at {after[0].name}{via}"
+        return "unsupported", f"feeds Add '{end.name}' that is not followed by a ReLU"
+    if isinstance(end.op, ir.Dense) and isinstance(n.op, ir.Dense) or (
+            isinstance(end.op, ir.Dense) and path and all(isinstance(g.node(p).op, ir.Flatten) for p in path)):
+        return "linear", f"no ReLU: folded into the next dense layer {end.name}"
+    return "unsupported", (f"linear layer without a ReLU inside the network, followed by "
+                           f"{end.kind} '{end.name}'; it cannot be folded exactly")
+
+
+def _role(g: ir.Graph, n: ir.Node) -> tuple[str, str]:
+    op = n.op
+    if isinstance(op, ir.Input):
+        return "input", "analog input, presented at every timestep"
+    if isinstance(op, ir.LINEAR_LAYERS):
+        return _layer_role(g, n)
+    if isinstance(op, ir.Relu):
+        src = g.node(n.inputs[0])
+        while isinstance(src.op, PASS_THROUGH):
+            src = g.node(src.inputs[0])
+        if not isinstance(src.op, ir.LINEAR_LAYERS + (ir.Add,)):
+            return "unsupported", f"ReLU after {src.kind} '{src.name}', not after a conv/dense"
+        cap = f", capped at {op.cap:g} (threshold <= cap)" if op.cap is not None else ""
+        return "neuron", f"burst integrate-and-fire neurons{cap}"
+    if isinstance(op, ir.Add):
+        after = g.consumers(n.name)
+        if len(after) == 1 and isinstance(after[0].op, ir.Relu):
+            return "residual", "membrane integrates both inputs"
+        return "unsupported", "Add that is not followed by a ReLU"
+    if isinstance(op, PASS_THROUGH) or isinstance(op, ir.Concat):
+        return "linear", "no neuron; folded into the next layer's synapses"
+    if isinstance(op, ir.MaxPool):
+        return "unsupported", MAXPOOL_REASON
+    if isinstance(op, ir.Affine):
+        if n.inputs[0] == g.input.name:
+            return "linear", "input preprocessing, applied to the analog input"
+        return "unsupported", "constant scale/shift that cannot be folded exactly into a neighbouring conv/dense"
+    if isinstance(op, ir.Clip):
+        return "unsupported", f"Clip({op.lo}, {op.hi}) is not a ReLU form"
+    if isinstance(op, ir.Pad):
+        return "unsupported", "padding that cannot be folded into the following conv"
+    return "unsupported", f"{n.kind} is not supported by the conversion"
+
+
+def conversion_plan(g: ir.Graph) -> list[PlanEntry]:
+    """The plan for a cleaned-up graph (run `passes.cleanup` first)."""
+    entries = []
+    for n in g.nodes:
+        role, detail = _role(g, n)
+        entries.append(PlanEntry(n.name, n.kind, n.shape, ir.param_count(n.op), ir.macs(n),
+                                 role, detail))
+    return entries
