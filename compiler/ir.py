@@ -135,6 +135,22 @@ class Identity:
     """Identity / inference Dropout; removed by `passes.drop_identity`."""
 
 
+@_op
+class BurstNeuron:
+    """Burst integrate-and-fire neurons replacing a ReLU (method.md §1).
+
+    Per step: V += I + bias;  k = clamp(floor(V / threshold), 0, max_spikes);
+    output k * threshold;  V -= k * threshold.  V starts at
+    0.5 * threshold + v_init (the half-quantum, plus the potential correction).
+    threshold and bias are per channel (axis 0 of the per-sample shape);
+    v_init is per neuron (the full per-sample shape) or None.
+    """
+    threshold: np.ndarray
+    max_spikes: int
+    bias: np.ndarray
+    v_init: np.ndarray | None = None
+
+
 LINEAR_LAYERS = (Conv2d, Dense)
 
 
@@ -247,8 +263,8 @@ def describe_op(op) -> str:
     parts = []
     for f in fields(op):
         v = getattr(op, f.name)
-        if isinstance(v, np.ndarray):
-            parts.append(f"{f.name}{list(v.shape)}")
+        if isinstance(v, (np.ndarray, np.generic)):
+            parts.append(f"{f.name}{list(np.shape(v))}")
         elif v not in (None, (1, 1), (0, 0, 0, 0), 1) or f.name in ("axis", "kernel"):
             parts.append(f"{f.name}={v}")
     name = type(op).__name__.lower()

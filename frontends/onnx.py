@@ -23,7 +23,7 @@ from adacal.interpret import infer_shape
 SUPPORTED_OPS = (
     "Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Constant", "Conv",
     "Div", "Dropout", "Flatten", "Gemm", "GlobalAveragePool", "Identity", "MatMul",
-    "MaxPool", "Mul", "Pad", "Relu", "Reshape", "Shape", "Squeeze", "Sub", "Unsqueeze",
+    "MaxPool", "Mul", "Pad", "ReduceMean", "Relu", "Reshape", "Shape", "Squeeze", "Sub", "Unsqueeze",
 )
 
 
@@ -82,6 +82,9 @@ def _check(proto: onnx.ModelProto, label: str) -> onnx.ModelProto:
 class _State:
     label: str
     consts: dict[str, np.ndarray] = field(default_factory=dict)
+    # The same constants computed with another batch size: a value that differs
+    # between the two depends on the (dynamic) batch size.  See _shape().
+    alt: dict[str, np.ndarray] = field(default_factory=dict)
     act: dict[str, str] = field(default_factory=dict)  # ONNX tensor -> IR node name
     nodes: list[ir.Node] = field(default_factory=list)
     shapes: dict[str, ir.Shape] = field(default_factory=dict)
@@ -173,23 +176,25 @@ def _const_node(node, st: _State) -> None:
         raise UnsupportedError(f"node '{node.name}' (Constant): sparse constants are not supported")
     else:
         arr = np.asarray(value)
-    st.consts[node.output[0]] = arr
+    st.consts[node.output[0]] = st.alt[node.output[0]] = arr
 
 
 def _fold_constant(node, st: _State) -> None:
     """Evaluate a node whose inputs are all constants with onnx's reference evaluator."""
     from onnx.reference import ReferenceEvaluator
 
-    feeds = {i: st.consts[i] for i in node.input if i}
-    try:
-        outs = ReferenceEvaluator(node).run(None, feeds)
-    except Exception as e:
-        raise UnsupportedError(
-            f"node '{node.name}' ({node.op_type}): constant expression could not be evaluated "
-            f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-    for name, val in zip(node.output, outs):
+    runs = []
+    for table in (st.consts, st.alt):
+        feeds = {i: table[i] for i in node.input if i}
+        try:
+            runs.append(ReferenceEvaluator(node).run(None, feeds))
+        except Exception as e:
+            raise UnsupportedError(
+                f"node '{node.name}' ({node.op_type}): constant expression could not be evaluated "
+                f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    for name, val, alt in zip(node.output, *runs):
         if name:
-            st.consts[name] = np.asarray(val)
+            st.consts[name], st.alt[name] = np.asarray(val), np.asarray(alt)
 
 
 # ---------------------------------------------------------------------------
@@ -254,6 +259,9 @@ class _Ctx:
             if optional and n not in self.st.act:
                 return None
             self.fail(f"{what} must be a constant (initializer), not computed at run time")
+        if batch_dependent(self.st, n):
+            self.fail(f"{what} is computed from the batch size, which adacal does not support "
+                      "(only as the first entry of a Reshape target)")
         return _finite(np.asarray(self.st.consts[n]), f"node '{self.name}' {what}", self.st.label)
 
     def shape(self, i: int = 0) -> ir.Shape:
@@ -404,10 +412,10 @@ def _flatten(c: _Ctx):
     return c.emit(ir.Flatten())
 
 
-def _reshape_to(c: _Ctx, target: list[int]):
+def _reshape_to(c: _Ctx, target: list[int], batch_from_shape: bool = False):
     shape = c.shape()
     size = int(np.prod(shape))
-    if int(c.attrs.get("allowzero", 0)) and 0 in target:
+    if int(c.attrs.get("allowzero", 0)) and 0 in target[int(batch_from_shape):]:
         c.fail("allowzero=1 with a zero in the target shape is not supported")
     t = list(target)
     first = t[0]
@@ -437,6 +445,12 @@ def _reshape_to(c: _Ctx, target: list[int]):
 
 
 def _reshape(c: _Ctx):
+    name = c.node.input[1] if len(c.node.input) > 1 else ""
+    if name and batch_dependent(c.st, name):
+        t, t_alt = c.st.consts[name].reshape(-1), c.st.alt[name].reshape(-1)
+        if not (t[0] == _BATCH[0] and t_alt[0] == _BATCH[1] and np.array_equal(t[1:], t_alt[1:])):
+            c.fail("the target shape uses the batch size other than as its first entry")
+        return _reshape_to(c, [0] + [int(v) for v in t[1:]], batch_from_shape=True)
     return _reshape_to(c, [int(v) for v in c.const(1, "shape").reshape(-1)])
 
 
@@ -498,14 +512,41 @@ def _pad(c: _Ctx):
     return c.emit(ir.Pad((full[2], full[3], full[6], full[7]), value))
 
 
+# Two stand-in batch sizes.  Shape of an activation is folded twice, once with
+# each; whatever differs downstream depends on the batch size and is accepted
+# only as the first entry of a Reshape target (the `x.view(x.size(0), -1)`
+# idiom), anything else is refused rather than silently computed wrong.
+_BATCH = (7, 11)
+
+
+def batch_dependent(st: _State, name: str) -> bool:
+    a, b = st.consts.get(name), st.alt.get(name)
+    return a is not None and b is not None and (a.shape != b.shape or not np.array_equal(a, b))
+
+
 def _shape(c: _Ctx):
-    # Shape of an activation: the per-sample dims are static.  The batch entry is
-    # recorded as 0, which is exactly what a Reshape reads as "copy the input's
-    # batch" (ONNX Reshape, allowzero=0) in the `x.view(x.size(0), -1)` idiom.
-    full = np.array([0] + list(c.shape()), dtype=np.int64)
     start, end = int(c.attrs.get("start", 0)), c.attrs.get("end")
-    c.st.consts[c.node.output[0]] = full[start:None if end is None else int(end)]
+    sl = slice(start, None if end is None else int(end))
+    out = c.node.output[0]
+    for table, b in ((c.st.consts, _BATCH[0]), (c.st.alt, _BATCH[1])):
+        b = c.st.static_batch or b
+        table[out] = np.array([b] + list(c.shape()), dtype=np.int64)[sl]
     return None
+
+
+def _reduce_mean(c: _Ctx):
+    rank = len(c.shape()) + 1
+    axes = c.attrs.get("axes")
+    if axes is None and len(c.node.input) > 1 and c.node.input[1]:
+        axes = c.const(1, "axes").reshape(-1).tolist()
+    axes = sorted(int(a) + rank if int(a) < 0 else int(a) for a in (axes or []))
+    if rank != 4 or axes != [2, 3]:
+        c.fail(f"only the spatial mean (axes [2, 3] of a 4-D tensor, i.e. global average pooling) "
+               f"is supported, got axes {axes} of rank {rank}")
+    pooled = c.emit(ir.GlobalAvgPool())
+    if int(c.attrs.get("keepdims", 1)):
+        return pooled
+    return c.st.emit(c.name + "/flatten", ir.Flatten(), (pooled,), c.node)
 
 
 _CONVERT = {
@@ -515,7 +556,7 @@ _CONVERT = {
     "MaxPool": _maxpool, "Add": _arith, "Sub": _arith, "Mul": _arith, "Div": _arith,
     "Concat": _concat, "Flatten": _flatten, "Reshape": _reshape, "Squeeze": _squeeze,
     "Unsqueeze": _unsqueeze, "Identity": lambda c: c.emit(ir.Identity()),
-    "Dropout": lambda c: c.emit(ir.Identity()), "Pad": _pad, "Shape": _shape,
+    "Dropout": lambda c: c.emit(ir.Identity()), "Pad": _pad, "Shape": _shape, "ReduceMean": _reduce_mean,
 }
 
 
@@ -526,7 +567,7 @@ def load_onnx(model) -> ir.Graph:
     proto = _check(proto, label)
     st = _State(label)
     for t in proto.graph.initializer:
-        st.consts[t.name] = _finite(numpy_helper.to_array(t), f"initializer '{t.name}'", label)
+        st.consts[t.name] = st.alt[t.name] = _finite(numpy_helper.to_array(t), f"initializer '{t.name}'", label)
     _graph_input(proto, st)
     for idx, node in enumerate(proto.graph.node):
         if node.domain not in ("", "ai.onnx"):

@@ -1,0 +1,15 @@
+"""Shared pytest fixtures (kept minimal: model builders live in tests/models.py)."""
+import pytest
+
+
+@pytest.fixture(scope="session")
+def onnx_model(tmp_path_factory):
+    """`onnx_model(key) -> Path`: build (once per session) a model from tests/models.py."""
+    import models
+
+    directory = tmp_path_factory.mktemp("onnx_models")
+
+    def get(key: str):
+        return models.build(key, directory)
+
+    return get
