@@ -9,6 +9,8 @@ import argparse
 import json
 import sys
 
+import numpy as np
+
 from adacal.errors import AdacalError
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
@@ -16,7 +18,6 @@ EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 # commands of architecture.md that later issues build; they exist so --help
 # lists the whole interface, and say plainly that they are not built yet.
 PLANNED = {
-    "convert": "convert and calibrate the float burst SNN and report accuracy/energy",
     "compile-loihi2": "compile for Intel Loihi 2 (Lava, graded spikes) into an artifact directory",
     "compile-xylo": "compile for SynSense Xylo (Rockpool/xylosim) into an artifact directory",
     "simulate": "run a compiled artifact with the bit-accurate simulator",
@@ -43,10 +44,97 @@ def build_parser() -> argparse.ArgumentParser:
                          "parameters, MACs and what each layer becomes in the spiking network.")
     ins.add_argument("model", metavar="MODEL.onnx")
     ins.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    cv = sub.add_parser("convert", help="convert and calibrate the float burst SNN and report accuracy/energy",
+                        description="Convert an ONNX model into a calibrated burst-spiking network (float "
+                        "simulation, no hardware target) and report accuracy, spikes, synops and energy.")
+    cv.add_argument("model", metavar="MODEL.onnx")
+    cv.add_argument("--calib", required=True, metavar="CAL.npz", help="calibration data (training samples)")
+    cv.add_argument("--val", metavar="VAL.npz", help="validation data with labels y (for accuracy)")
+    cv.add_argument("-o", "--out", metavar="DIR", help="write report.json (and the converted graph) into DIR")
+    cv.add_argument("--force", action="store_true", help="replace DIR if it is an existing adacal output")
+    add_conversion_options(cv)
+    cv.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    cv.add_argument("--quiet", action="store_true", help="no progress messages")
     for name, text in PLANNED.items():
         sp = sub.add_parser(name, help=f"{text} (not built yet)", description=f"{text}. Not built yet.")
         sp.add_argument("args", nargs=argparse.REMAINDER)
     return p
+
+
+def _spike_range(text: str) -> tuple[int, int]:
+    try:
+        lo, hi = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN:MAX, got '{text}'") from None
+    return lo, hi
+
+
+def add_conversion_options(p: argparse.ArgumentParser) -> None:
+    """The conversion options shared by convert and the compile commands."""
+    g = p.add_argument_group("conversion")
+    g.add_argument("--timesteps", "-T", type=int, default=8, help="timesteps T (default 8)")
+    g.add_argument("--max-spikes", type=int, default=4, help="burst cap φ: max spikes per neuron per step (default 4)")
+    g.add_argument("--threshold", default="mse", help="mse (default), max or percentile:P")
+    g.add_argument("--calibration", default="light", choices=("none", "light", "advanced"),
+                   help="bias (light) or bias + potential (advanced) correction (default light)")
+    g.add_argument("--calib-samples", type=int, default=256, help="calibration samples used (default 256)")
+    g.add_argument("--search-spikes", action="store_true", help="search the burst cap per layer under a spike budget")
+    g.add_argument("--spike-range", type=_spike_range, default=(1, 8), metavar="MIN:MAX",
+                   help="burst caps the search may choose (default 1:8)")
+    g.add_argument("--energy-budget", type=float, default=1.0, metavar="R",
+                   help="spike budget relative to uniform --max-spikes (default 1.0)")
+    g.add_argument("--search-thresholds", action="store_true",
+                   help="raise thresholds per layer where the output is insensitive (fewer synops)")
+    g.add_argument("--sensitivity-budget", type=float, default=1.0, metavar="L",
+                   help="allowed output divergence relative to unscaled thresholds (default 1.0)")
+    g.add_argument("--adaptive-timesteps", action="store_true", help="stop each sample once confident")
+    g.add_argument("--exit-metric", default="confidence", choices=("confidence", "entropy"))
+    g.add_argument("--exit-level", type=float, default=0.9, metavar="A",
+                   help="0..1: higher waits longer (more accurate), 1 never exits early (default 0.9)")
+    g.add_argument("--seed", type=int, default=0, help="seed for the choice of calibration samples")
+
+
+def conversion_options(args):
+    from adacal.pipeline import ConvertOptions
+    return ConvertOptions(
+        timesteps=args.timesteps, max_spikes=args.max_spikes, threshold=args.threshold,
+        calibration=args.calibration, calib_samples=args.calib_samples, search_spikes=args.search_spikes,
+        spike_range=tuple(args.spike_range), energy_budget=args.energy_budget,
+        search_thresholds=args.search_thresholds, sensitivity_budget=args.sensitivity_budget,
+        adaptive_timesteps=args.adaptive_timesteps, exit_metric=args.exit_metric, exit_level=args.exit_level,
+        seed=args.seed)
+
+
+def _log(args):
+    if args.quiet or args.json:
+        return None
+    return lambda msg: sys.stderr.write(f"adacal: {msg}\n")
+
+
+def cmd_convert(args) -> int:
+    from adacal.data import load_data
+    from adacal.frontends.onnx import load_onnx
+    from adacal.output import write_output_dir
+    from adacal.passes import cleanup
+    from adacal.pipeline import convert
+    from adacal.report import format_summary
+
+    opts = conversion_options(args)
+    opts.check()
+    g = cleanup(load_onnx(args.model))
+    classes = int(np.prod(g.output_shape))
+    calib = load_data(args.calib, g.input_shape, classes, "calibration")
+    val = load_data(args.val, g.input_shape, classes, "validation") if args.val else None
+    if args.out:
+        from adacal.output import check_output_dir
+        check_output_dir(args.out, args.force)
+    conv, summary = convert(g, calib, val, options=opts, log=_log(args))
+    if args.out:
+        from adacal.pipeline import manifest
+        write_output_dir(args.out, {"manifest.json": manifest(conv, args.model, "float"),
+                                    "report.json": summary, "network.txt": str(conv.snn)}, force=args.force)
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    return EXIT_OK
 
 
 def cmd_inspect(args) -> int:
@@ -64,6 +152,8 @@ def main(argv=None) -> int:
     try:
         if args.command == "inspect":
             return cmd_inspect(args)
+        if args.command == "convert":
+            return cmd_convert(args)
         sys.stderr.write(f"adacal: error: '{args.command}' is not built yet in adacal "
                          f"{__import__('adacal').__version__}\n")
         return EXIT_USAGE

@@ -47,6 +47,16 @@ def _relu(op: ir.Relu, x):
     return y if op.cap is None else torch.clamp(y, max=op.cap)
 
 
+def channel_view(a: np.ndarray, x: torch.Tensor) -> torch.Tensor:
+    """A per-channel vector shaped to broadcast over a batched tensor x."""
+    return _t(a, x).reshape((-1,) + (1,) * (x.dim() - 2))
+
+
+def _burst_rate_limit(op: ir.BurstNeuron, x):
+    # the T -> infinity limit of the burst neuron: a ReLU clipped at max_spikes * threshold
+    return torch.minimum(F.relu(x + channel_view(op.bias, x)), channel_view(op.threshold, x) * op.max_spikes)
+
+
 def _clip(op: ir.Clip, x):
     return torch.clamp(x, min=op.lo, max=op.hi)
 
@@ -75,6 +85,7 @@ _RUN = {
     ir.Affine: lambda op, xs: _affine(op, xs[0]),
     ir.Relu: lambda op, xs: _relu(op, xs[0]),
     ir.Clip: lambda op, xs: _clip(op, xs[0]),
+    ir.BurstNeuron: lambda op, xs: _burst_rate_limit(op, xs[0]),
     ir.Pad: lambda op, xs: _pad(xs[0], op.pads, op.value),
     ir.AvgPool: lambda op, xs: _avgpool(op, xs[0]),
     ir.GlobalAvgPool: lambda op, xs: xs[0].mean(dim=(2, 3), keepdim=True),

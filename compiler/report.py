@@ -57,3 +57,36 @@ def format_plan(info: dict) -> str:
         lines.append(f"convertible: NO — {len(info['problems'])} problem(s):")
         lines.extend(f"  - {p}" for p in info["problems"])
     return "\n".join(lines)
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.2f} %"
+
+
+def format_summary(s: dict) -> str:
+    """The readable table `adacal convert` prints."""
+    o = s["options"]
+    lines = [f"T = {o['timesteps']}, max spikes {o['max_spikes']}, thresholds {o['threshold']}, "
+             f"calibration {o['calibration']}"]
+    if "samples" not in s:
+        lines.append("(no --val data: nothing evaluated)")
+        return "\n".join(lines)
+    lines += [
+        f"samples             {s['samples']}",
+        f"ANN accuracy        {_pct(s['ann_accuracy'])}",
+        f"SNN accuracy        {_pct(s['snn_accuracy'])}" + (f"  (all {o['timesteps']} steps: {_pct(s['snn_accuracy_full_T'])})"
+                                                             if o["adaptive_timesteps"] else ""),
+        f"avg timesteps       {s['avg_timesteps']:.2f}",
+        f"spikes / sample     {s['spikes_per_sample']:,.0f}  (events {s['events_per_sample']:,.0f})",
+        f"synops / sample     {s['synops_per_sample']:,.0f}  (spikes x fan-out; graded events x fan-out "
+        f"{s['graded_synops_per_sample']:,.0f})",
+        f"energy / sample     SNN {s['energy_pj_per_sample'] / 1e6:.3f} uJ vs ANN "
+        f"{s['ann_energy_pj_per_sample'] / 1e6:.3f} uJ ({100 * (1 - s['energy_pj_per_sample'] / s['ann_energy_pj_per_sample']):.1f} % less)",
+        "",
+        "layer".ljust(32) + "phi  theta-ratio   spikes/sample   synops/sample",
+    ]
+    for L in s["per_layer"]:
+        lines.append(f"{L['name'][:31]:32}{L['max_spikes']:>3}  {L['threshold_ratio']:>11.1f}  "
+                     f"{L['spikes_per_sample']:>14,.0f}  {L['synops_per_sample']:>14,.0f}")
+    lines.append(f"\nconverted in {s['seconds']:.1f} s")
+    return "\n".join(lines)

@@ -1,0 +1,50 @@
+"""Data files: `.npz` with `x` (N, *input shape) and optional `y` (N,) integer
+labels, or a bare `.npy` holding `x`."""
+from __future__ import annotations
+
+import os
+import zipfile
+
+import numpy as np
+
+from adacal.errors import AdacalError
+
+
+def load_data(path, input_shape=None, num_classes: int | None = None, what: str = "data"):
+    """Return (x float32, y int64 or None), validated against the model."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise AdacalError(f"{what} file {path}: no such file")
+    try:
+        if path.endswith(".npy"):
+            x, y = np.load(path, allow_pickle=False), None
+        else:
+            with np.load(path, allow_pickle=False) as f:
+                if "x" not in f.files:
+                    raise AdacalError(f"{what} file {path}: has no array 'x' (found {', '.join(f.files) or 'nothing'})")
+                x = f["x"]
+                y = f["y"] if "y" in f.files else None
+    except AdacalError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise AdacalError(f"{what} file {path}: not a readable .npz/.npy file ({e})") from None
+    if x.dtype.kind not in "fiub":
+        raise AdacalError(f"{what} file {path}: x has dtype {x.dtype}, expected numbers")
+    x = x.astype(np.float32)
+    if x.ndim < 2 or len(x) == 0:
+        raise AdacalError(f"{what} file {path}: x has shape {x.shape}, expected (N, *input shape) with N > 0")
+    if input_shape is not None and tuple(x.shape[1:]) != tuple(input_shape):
+        raise AdacalError(f"{what} file {path}: x has per-sample shape {tuple(x.shape[1:])}, "
+                          f"the model expects {tuple(input_shape)}")
+    if not np.all(np.isfinite(x)):
+        raise AdacalError(f"{what} file {path}: x contains NaN or Inf")
+    if y is not None:
+        if y.dtype.kind not in "iu" and not (y.dtype.kind == "f" and np.all(y == np.round(y))):
+            raise AdacalError(f"{what} file {path}: y has dtype {y.dtype}, expected integer labels")
+        y = y.astype(np.int64).reshape(-1)
+        if len(y) != len(x):
+            raise AdacalError(f"{what} file {path}: {len(y)} labels for {len(x)} samples")
+        if num_classes is not None and (y.min() < 0 or y.max() >= num_classes):
+            raise AdacalError(f"{what} file {path}: labels must be in 0..{num_classes - 1} "
+                              f"(the model has {num_classes} outputs), found {y.min()}..{y.max()}")
+    return x, y

@@ -1,0 +1,236 @@
+"""The conversion pipeline (method.md §9):
+
+fold BN & clean up -> burst neurons at φ_max -> thresholds ->
+[burst-cap search -> thresholds again] -> calibration ->
+[threshold-ratio search -> calibration again] -> [exit calibration] -> evaluate.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from adacal import ir
+from adacal.errors import AdacalError
+from adacal.frontends.onnx import load_onnx
+from adacal.passes import adaptive_timesteps, bias_correction, cleanup
+from adacal.passes.burst_search import search_max_spikes, with_max_spikes
+from adacal.passes.threshold_ratio_search import scale_thresholds, search_threshold_ratios
+from adacal.passes.thresholds import parse_method, set_thresholds
+from adacal.passes.to_spiking import neuron_names, to_spiking
+from adacal.runtime_sim import energy
+from adacal.runtime_sim.float_sim import simulate
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    timesteps: int = 8
+    max_spikes: int = 4
+    threshold: str = "mse"
+    calibration: str = "light"
+    calib_samples: int = 256
+    search_spikes: bool = False
+    spike_range: tuple[int, int] = (1, 8)
+    energy_budget: float = 1.0
+    search_thresholds: bool = False
+    sensitivity_budget: float = 1.0
+    adaptive_timesteps: bool = False
+    exit_metric: str = "confidence"
+    exit_level: float = 0.9
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.timesteps < 1:
+            raise AdacalError(f"--timesteps must be >= 1, got {self.timesteps}")
+        if self.max_spikes < 1:
+            raise AdacalError(f"--max-spikes must be >= 1, got {self.max_spikes}")
+        if self.calibration not in bias_correction.MODES:
+            raise AdacalError(f"--calibration must be one of {', '.join(bias_correction.MODES)}")
+        if self.calib_samples < 1:
+            raise AdacalError(f"--calib-samples must be >= 1, got {self.calib_samples}")
+        if self.exit_metric not in adaptive_timesteps.METRICS:
+            raise AdacalError(f"--exit-metric must be one of {', '.join(adaptive_timesteps.METRICS)}")
+        parse_method(self.threshold)
+
+
+@dataclass
+class Conversion:
+    """A converted, calibrated float burst SNN and what it took to get there."""
+    ann: ir.Graph
+    snn: ir.Graph
+    options: ConvertOptions
+    exit_policy: adaptive_timesteps.ExitPolicy | None = None
+    threshold_ratios: dict[str, float] = field(default_factory=dict)
+    searches: dict = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class _Steps:
+    """Times the pipeline's steps and reports them through `log`."""
+
+    def __init__(self, log):
+        self.log, self.timings = log, {}
+
+    def run(self, name: str, fn, *args, **kw):
+        t0 = time.perf_counter()
+        if self.log:
+            self.log(f"{name} ...")
+        out = fn(*args, **kw)
+        self.timings[name] = time.perf_counter() - t0
+        if self.log:
+            self.log(f"{name}: {self.timings[name]:.1f} s")
+        return out
+
+
+def pick_calibration(x: np.ndarray, y, n: int, seed: int):
+    idx = np.random.default_rng(seed).permutation(len(x))[: min(n, len(x))]
+    idx.sort()
+    return x[idx], (None if y is None else y[idx])
+
+
+def convert_graph(ann: ir.Graph, x_cal: np.ndarray, y_cal, opts: ConvertOptions, log=None) -> Conversion:
+    opts.check()
+    T = opts.timesteps
+    steps = _Steps(log)
+    snn = to_spiking(ann, opts.spike_range[1] if opts.search_spikes else opts.max_spikes)
+    names = neuron_names(snn)
+    acts = ann.activations(x_cal, names)
+    ann_out = ann.run(x_cal)
+    conv = Conversion(ann, snn, opts)
+    snn = steps.run("thresholds", set_thresholds, snn, acts, T, opts.threshold)
+    if opts.search_spikes:
+        res = steps.run("burst-cap search", search_max_spikes, snn, acts, ann_out, x_cal, T,
+                        tuple(opts.spike_range), opts.max_spikes, opts.energy_budget, opts.threshold)
+        for name, phi in zip(res.layers, res.chosen):
+            snn = with_max_spikes(snn, acts, T, name, phi, opts.threshold)
+        conv.searches["burst_caps"] = {"candidates": list(res.candidates), "chosen": list(res.chosen),
+                                       "budget_spikes": res.budget,
+                                       "sensitivity": res.sensitivity.tolist(), "spikes": res.spikes.tolist()}
+    snn = steps.run("calibration", bias_correction.correct, snn, acts, x_cal, T, opts.calibration)
+    if opts.search_thresholds:
+        fan = energy.fanout_maps(snn)
+        res = steps.run("threshold-ratio search", search_threshold_ratios, snn, ann_out, x_cal, T,
+                        opts.sensitivity_budget, fan)
+        conv.threshold_ratios = dict(zip(res.layers, res.chosen))
+        snn = scale_thresholds(snn, conv.threshold_ratios)
+        snn = steps.run("calibration after ratios", bias_correction.correct, snn, acts, x_cal, T, opts.calibration)
+        conv.searches["threshold_ratios"] = {"ratios": list(res.ratios), "chosen": list(res.chosen),
+                                             "budget_kl": res.budget, "sensitivity": res.sensitivity.tolist(),
+                                             "synops": res.synops.tolist()}
+    if opts.adaptive_timesteps:
+        sim, _ = simulate(snn, x_cal, T)
+        ref = y_cal if y_cal is not None else ann_out.reshape(len(ann_out), -1).argmax(axis=1)
+        conv.exit_policy = adaptive_timesteps.calibrate(sim.outputs, ref, opts.exit_metric, opts.exit_level)
+    conv.snn = snn
+    conv.timings = steps.timings
+    return conv
+
+
+def evaluate(conv: Conversion, x: np.ndarray, y=None, adaptive: bool | None = None) -> dict:
+    """Accuracy, spikes, synops and energy of the converted SNN on x (and y)."""
+    snn, ann, T = conv.snn, conv.ann, conv.options.timesteps
+    fan = energy.fanout_maps(snn)
+    sim, _ = simulate(snn, x, T, fanout=fan)
+    ann_out = ann.run(x).reshape(len(x), -1)
+    n = len(x)
+    policy = conv.exit_policy if adaptive in (None, True) else None
+    if adaptive and policy is None:
+        raise AdacalError("adaptive timesteps need an exit policy: convert with --adaptive-timesteps")
+    if policy is not None:
+        exit_step, pred = adaptive_timesteps.decide(sim.outputs, policy)
+    else:
+        exit_step = np.full(n, T)
+        pred = sim.mean_output().reshape(n, -1).argmax(axis=1)
+    used = np.arange(1, T + 1)[:, None] <= exit_step[None, :]  # (T, N) steps each sample ran
+
+    def per_sample(counts: dict[str, np.ndarray]) -> dict[str, float]:
+        return {k: float((v * used).sum() / n) for k, v in counts.items()}
+
+    spikes, events = per_sample(sim.spikes), per_sample(sim.events)
+    synops, gsynops = per_sample(sim.synops), per_sample(sim.event_synops)
+    macs = energy.ann_macs(ann)
+    in_macs = energy.input_macs(snn) * float(exit_step.mean())
+    e_snn = energy.E_MAC_PJ * in_macs + energy.E_AC_PJ * sum(synops.values())
+    acc = (lambda p: None if y is None else float((p == y).mean()))
+    cum = sim.outputs.reshape(T, n, -1).cumsum(axis=0).argmax(axis=2)
+    layers = []
+    for name in neuron_names(snn):
+        op = snn.node(name).op
+        layers.append({
+            "name": name, "neurons": int(np.prod(snn.node(name).shape)), "max_spikes": int(op.max_spikes),
+            "threshold_mean": float(np.mean(op.threshold)),
+            "threshold_ratio": float(conv.threshold_ratios.get(name, 1.0)),
+            "fanout_mean": float(fan[name].mean()),
+            "spikes_per_sample": spikes[name], "events_per_sample": events[name],
+            "synops_per_sample": synops[name], "graded_synops_per_sample": gsynops[name],
+            "energy_pj_per_sample": energy.E_AC_PJ * synops[name],
+        })
+    return {
+        "samples": n,
+        "timesteps": T,
+        "ann_accuracy": acc(ann_out.argmax(axis=1)),
+        "snn_accuracy": acc(pred),
+        "snn_accuracy_full_T": acc(sim.mean_output().reshape(n, -1).argmax(axis=1)),
+        "accuracy_by_timestep": None if y is None else [float((cum[t] == y).mean()) for t in range(T)],
+        "agreement_with_ann": float((pred == ann_out.argmax(axis=1)).mean()),
+        "avg_timesteps": float(exit_step.mean()),
+        "exit_histogram": np.bincount(exit_step, minlength=T + 1)[1:].tolist(),
+        "spikes_per_sample": float(sum(spikes.values())),
+        "events_per_sample": float(sum(events.values())),
+        "synops_per_sample": float(sum(synops.values())),
+        "graded_synops_per_sample": float(sum(gsynops.values())),
+        "ann_macs_per_sample": macs,
+        "input_layer_macs_per_sample": in_macs,
+        "ann_energy_pj_per_sample": energy.E_MAC_PJ * macs,
+        "energy_pj_per_sample": e_snn,
+        "energy_convention": "E_ANN = 4.6 pJ x MACs; E_SNN = 4.6 pJ x input-layer MACs per step run + "
+                             "0.9 pJ x synops (spikes x fan-out)",
+        "per_layer": layers,
+    }
+
+
+def convert(model, calib, val=None, options: ConvertOptions | None = None, log=None, **kw) -> tuple[Conversion, dict]:
+    """Python API: convert an ONNX model (path, bytes, ModelProto or IR graph)
+    with calibration data.
+
+    calib / val: arrays x or (x, y) tuples.  Options as ConvertOptions or
+    keyword arguments (timesteps=..., max_spikes=..., ...).
+    Returns (conversion, summary dict) — the summary is what `adacal convert
+    --json` prints.
+    """
+    t0 = time.perf_counter()
+    opts = options or ConvertOptions(**kw)
+    ann = cleanup(model if isinstance(model, ir.Graph) else load_onnx(model))
+    xc, yc = calib if isinstance(calib, tuple) else (calib, None)
+    xc, yc = pick_calibration(np.asarray(xc, np.float32), yc, opts.calib_samples, opts.seed)
+    conv = convert_graph(ann, xc, yc, opts, log)
+    summary = {"options": asdict(opts), "timings": conv.timings, "searches": conv.searches,
+               "exit_policy": conv.exit_policy.as_dict() if conv.exit_policy else None}
+    if val is not None:
+        xv, yv = val if isinstance(val, tuple) else (val, None)
+        summary.update(evaluate(conv, np.asarray(xv, np.float32), yv))
+    summary["seconds"] = time.perf_counter() - t0
+    return conv, summary
+
+
+def manifest(conv: Conversion, model_path, target: str) -> dict:
+    """What an output directory holds, for people and for loaders."""
+    from adacal import __version__
+    import hashlib
+    with open(model_path, "rb") as f:
+        sha = hashlib.sha256(f.read()).hexdigest()
+    layers = []
+    for name in neuron_names(conv.snn):
+        op = conv.snn.node(name).op
+        layers.append({"name": name, "max_spikes": int(op.max_spikes), "threshold": op.threshold.tolist(),
+                       "bias": op.bias.tolist(), "threshold_ratio": conv.threshold_ratios.get(name, 1.0)})
+    return {
+        "format": "adacal-" + target, "format_version": 1, "compiler_version": __version__,
+        "target": target, "timesteps": conv.options.timesteps,
+        "input": {"shape": list(conv.ann.input_shape), "dtype": "float32"},
+        "output": {"shape": list(conv.ann.output_shape)},
+        "source_model_sha256": sha, "options": asdict(conv.options),
+        "exit_policy": conv.exit_policy.as_dict() if conv.exit_policy else None,
+        "neuron_layers": layers,
+    }

@@ -1,0 +1,75 @@
+"""Burst-cap search: choose φ (max spikes per step) per layer under a spike
+budget (method.md §5; the paper's "AdaFire").
+
+With every layer at φ_max, each layer l is tried with each φ in the candidate
+range (its thresholds re-searched for that φ, the others unchanged): the
+sensitivity S_l(φ) is the symmetric KL between SNN and ANN outputs on the
+calibration batch, the cost E_l(φ) that layer's spikes per sample.  The
+frontier solver then minimises Σ S subject to Σ E ≤ ratio · Σ_l E_l(φ_ref),
+with φ_ref the uniform cap the budget is relative to (looked up by value).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from adacal import ir
+from adacal.errors import AdacalError
+from adacal.passes import frontier
+from adacal.passes.sensitivity import symmetric_kl
+from adacal.passes.thresholds import channel_thresholds
+from adacal.passes.to_spiking import neuron_names, set_neuron
+from adacal.runtime_sim.float_sim import simulate
+
+
+@dataclass(frozen=True)
+class BurstSearchResult:
+    layers: tuple[str, ...]
+    candidates: tuple[int, ...]
+    sensitivity: np.ndarray  # (L, len(candidates))
+    spikes: np.ndarray  # (L, len(candidates)) per sample
+    budget: float
+    chosen: tuple[int, ...]  # φ per layer, layer order
+
+
+def with_max_spikes(snn: ir.Graph, acts: dict, T: int, name: str, phi: int, method: str) -> ir.Graph:
+    theta = channel_thresholds(acts[name], T, phi, method)
+    return set_neuron(snn, name, max_spikes=int(phi), threshold=theta)
+
+
+def search_max_spikes(snn: ir.Graph, acts: dict, ann_out: np.ndarray, x: np.ndarray, T: int,
+                      spike_range: tuple[int, int], reference: int, ratio: float,
+                      method: str = "mse", progress=None) -> BurstSearchResult:
+    lo, hi = spike_range
+    if not 1 <= lo <= hi:
+        raise AdacalError(f"spike range {lo}:{hi} is not a range of caps >= 1")
+    if not lo <= reference <= hi:
+        raise AdacalError(f"the energy budget is relative to --max-spikes {reference}, "
+                          f"which is outside the spike range {lo}:{hi}")
+    if ratio <= 0:
+        raise AdacalError(f"energy budget must be > 0, got {ratio}")
+    cands = tuple(range(lo, hi + 1))
+    layers = neuron_names(snn)
+    base = snn
+    for name in layers:
+        base = with_max_spikes(base, acts, T, name, hi, method)
+    sens = np.zeros((len(layers), len(cands)))
+    cost = np.zeros_like(sens)
+    snaps = simulate(base, x, T, snapshot_at=layers)[0].snapshots  # layers before l never change
+    for li, name in enumerate(layers):
+        for ci, phi in enumerate(cands):
+            trial = with_max_spikes(base, acts, T, name, phi, method)
+            res, _ = simulate(trial, x, T, resume=(name, snaps[name]))
+            sens[li, ci] = symmetric_kl(res.mean_output(), ann_out)
+            cost[li, ci] = res.spikes[name].sum(axis=0).mean()
+            if progress:
+                progress()
+    budget = ratio * cost[:, cands.index(reference)].sum()
+    choice = frontier.solve(sens, cost, budget)
+    if choice is None:
+        raise AdacalError(f"no choice of max spikes in {lo}:{hi} fits the energy budget {ratio:g} x "
+                          f"(uniform {reference}): the cheapest needs {frontier.min_cost(cost):.1f} spikes "
+                          f"per sample, the budget is {budget:.1f}; raise --energy-budget or lower the range")
+    return BurstSearchResult(tuple(layers), cands, sens, cost, float(budget),
+                             tuple(cands[j] for j in choice))

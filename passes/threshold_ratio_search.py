@@ -1,0 +1,86 @@
+"""Threshold-ratio search: raise thresholds per layer where the network is
+insensitive, to cut synaptic operations (method.md §6; the paper's
+"Sensitivity Spike Compression").
+
+Each layer l is tried with θ_l ← r·θ_l for r ∈ {1.0, 1.5, ..., 10.0}, one
+layer at a time: sensitivity S_l(r) = symmetric KL to the ANN output, cost
+E_l(r) = that layer's synaptic operations per sample (spikes × fan-out, so the
+search prices what the energy estimate prices).  The frontier solver, with
+cost and value exchanged, minimises Σ E subject to
+
+    Σ_l [S_l(r_l) − S_l(1.0)] ≤ λ · S_0,
+
+S_0 being the divergence of the unscaled network: λ (the sensitivity budget)
+is the extra divergence allowed, as a multiple of what the network already
+has.  (method.md writes Σ S_l(r_l) ≤ λ · Σ_l S_l(1.0); since every S_l(1.0)
+equals S_0, that is our λ' = L·(λ − 1): its λ = 1 allows no change at all, so
+we take the budget as the *additional* divergence, which makes 1.0 "may
+double the divergence" and 0 "may not increase it".)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from adacal import ir
+from adacal.errors import AdacalError
+from adacal.passes import frontier
+from adacal.passes.sensitivity import symmetric_kl
+from adacal.passes.to_spiking import neuron_names, set_neuron
+from adacal.runtime_sim.float_sim import simulate
+
+RATIOS = tuple(1.0 + 0.5 * i for i in range(19))
+#: a layer whose divergence alone exceeds this many budgets is not raised further
+PRUNE_FACTOR = 3.0
+
+
+@dataclass(frozen=True)
+class RatioSearchResult:
+    layers: tuple[str, ...]
+    ratios: tuple[float, ...]
+    sensitivity: np.ndarray  # (L, R)
+    synops: np.ndarray  # (L, R) per sample
+    budget: float
+    chosen: tuple[float, ...]  # ratio per layer, layer order
+
+
+def scale_thresholds(snn: ir.Graph, ratios: dict[str, float]) -> ir.Graph:
+    for name, r in ratios.items():
+        op = snn.node(name).op
+        snn = set_neuron(snn, name, threshold=(op.threshold * np.float32(r)).astype(np.float32))
+    return snn
+
+
+def search_threshold_ratios(snn: ir.Graph, ann_out: np.ndarray, x: np.ndarray, T: int, budget_ratio: float,
+                            fanout: dict, progress=None) -> RatioSearchResult:
+    if budget_ratio < 0:
+        raise AdacalError(f"sensitivity budget must be >= 0, got {budget_ratio}")
+    layers = neuron_names(snn)
+    sens = np.zeros((len(layers), len(RATIOS)))
+    cost = np.zeros_like(sens)
+    first, _ = simulate(snn, x, T, fanout=fanout, snapshot_at=layers)
+    snaps = first.snapshots  # layers before l never change
+    base = symmetric_kl(first.mean_output(), ann_out)  # S_0
+    allowance = budget_ratio * base
+    for li, name in enumerate(layers):
+        sens[li, 0], cost[li, 0] = base, first.synops[name].sum(axis=0).mean()
+        for ri, r in enumerate(RATIOS[1:], start=1):
+            res, _ = simulate(scale_thresholds(snn, {name: r}), x, T, fanout=fanout, resume=(name, snaps[name]))
+            sens[li, ri] = symmetric_kl(res.mean_output(), ann_out)
+            cost[li, ri] = res.synops[name].sum(axis=0).mean()
+            if progress:
+                progress()
+            if sens[li, ri] - base > PRUNE_FACTOR * allowance:
+                # this layer alone is far over the whole budget: higher ratios
+                # only diverge more, so they are left out (infinite divergence)
+                sens[li, ri + 1:], cost[li, ri + 1:] = np.inf, cost[li, ri]
+                break
+    budget = len(layers) * base + allowance
+    choice = frontier.solve(cost, sens, budget)
+    if choice is None:
+        raise AdacalError(f"no threshold ratios fit the sensitivity budget {budget_ratio:g}: "
+                          f"the least sensitive choice needs {frontier.min_cost(sens):.4g}, the budget is "
+                          f"{budget:.4g}; raise --sensitivity-budget")
+    return RatioSearchResult(tuple(layers), RATIOS, sens, cost, float(budget),
+                             tuple(RATIOS[j] for j in choice))

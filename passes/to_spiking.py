@@ -1,0 +1,57 @@
+"""Conversion: cleaned-up ANN graph -> spiking graph (method.md §1-2).
+
+Follows the conversion plan: every ReLU becomes a population of burst neurons
+(threshold 1 until `thresholds` sets it), dense layers without a ReLU fold into
+the next dense, and anything the plan marks unsupported is rejected with the
+plan's reasons.  Everything else (conv/dense synapses, residual Add, pooling,
+concat, flatten, the readout) stays as it is: its meaning is the same per step.
+"""
+from dataclasses import replace
+
+import numpy as np
+
+from adacal import ir
+from adacal.errors import UnsupportedError
+from adacal.passes.plan import conversion_plan
+
+
+def _fold_dense_into_next(g: ir.Graph, name: str) -> ir.Graph:
+    first = g.node(name)
+    nxt = g.sole_consumer(name)
+    while isinstance(nxt.op, ir.Flatten):  # a dense output is already flat
+        g = g.bypass(nxt.name)
+        nxt = g.sole_consumer(name)
+    w1, b1 = first.op.weight.astype(np.float64), first.op.bias.astype(np.float64)
+    w2, b2 = nxt.op.weight.astype(np.float64), nxt.op.bias.astype(np.float64)
+    fused = ir.Dense((w2 @ w1).astype(np.float32), (w2 @ b1 + b2).astype(np.float32))
+    g = g.replace_op(nxt.name, fused, inputs=first.inputs)
+    return g.with_nodes(n for n in g.nodes if n.name != name)
+
+
+def to_spiking(g: ir.Graph, max_spikes: int) -> ir.Graph:
+    """Replace ReLUs by burst neurons with cap `max_spikes` (φ)."""
+    if max_spikes < 1:
+        raise UnsupportedError(f"max spikes per step must be >= 1, got {max_spikes}")
+    plan = conversion_plan(g)
+    problems = [f"{e.name} ({e.op}): {e.detail}" for e in plan if e.role == "unsupported"]
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise UnsupportedError("the model cannot be converted exactly: " + "; ".join(problems[:3]) + more)
+    for e in plan:
+        if e.role == "linear" and e.op == "Dense":
+            g = _fold_dense_into_next(g, e.name)
+    for n in g.nodes:
+        if isinstance(n.op, ir.Relu):
+            c = n.shape[0]
+            g = g.replace_op(n.name, ir.BurstNeuron(np.ones(c, np.float32), int(max_spikes),
+                                                    np.zeros(c, np.float32)))
+    return g
+
+
+def neuron_names(g: ir.Graph) -> list[str]:
+    return [n.name for n in g.nodes if isinstance(n.op, ir.BurstNeuron)]
+
+
+def set_neuron(g: ir.Graph, name: str, **changes) -> ir.Graph:
+    """A copy of g with fields of one BurstNeuron replaced."""
+    return g.replace_op(name, replace(g.node(name).op, **changes))

@@ -1,0 +1,89 @@
+"""Energy accounting (method.md §8).
+
+Conventions, named wherever a number is reported:
+- spikes: Σ k over neurons and steps (a burst of k counts k);
+- events: number of non-zero k (one graded message on Loihi 2);
+- synops: spikes × fan-out (the paper's convention; also Xylo, which delivers a
+  burst of k as k additions); graded_synops: events × fan-out (Loihi 2);
+- fan-out of a neuron: its outgoing synapses up to the next neurons or the
+  readout, with pooling folded into the next layer's weights the way hardware
+  realises it (exact for non-overlapping pooling, an upper bound otherwise);
+- E_ANN = 4.6 pJ × MACs; E_SNN = 4.6 pJ × MACs of the layers reading the analog
+  input, once per timestep (the input is presented every step) + 0.9 pJ ×
+  synops (45 nm figures used by the paper).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from adacal import ir
+from adacal.interpret import _pad, apply_op
+
+E_MAC_PJ = 4.6
+E_AC_PJ = 0.9
+
+
+def _count_op(op, xs: list[torch.Tensor]) -> torch.Tensor:
+    """The op with every weight 1 and no bias: sums count connections."""
+    x = xs[0]
+    if isinstance(op, ir.Conv2d):
+        w = torch.ones(op.weight.shape, dtype=x.dtype)
+        return F.conv2d(_pad(x, op.padding), w, None, op.stride, 0, op.dilation, op.groups)
+    if isinstance(op, ir.Dense):
+        return x.sum(dim=1, keepdim=True).expand(x.shape[0], op.weight.shape[0])
+    if isinstance(op, ir.AvgPool):
+        return apply_op(op, xs) * float(np.prod(op.kernel))
+    if isinstance(op, ir.GlobalAvgPool):
+        return x.sum(dim=(2, 3), keepdim=True)
+    return apply_op(op, xs)
+
+
+def _fanout(g: ir.Graph, start: ir.Node) -> np.ndarray:
+    z = torch.zeros((1,) + start.shape, dtype=torch.float64, requires_grad=True)
+    values = {start.name: z}
+    total = torch.zeros((), dtype=torch.float64)
+    after = False
+    for node in g.nodes:
+        if node is start:
+            after = True
+            continue
+        if not after or not any(i in values for i in node.inputs):
+            continue
+        xs = [values.get(i, torch.zeros((1,) + g.node(i).shape, dtype=torch.float64)) for i in node.inputs]
+        if isinstance(node.op, ir.BurstNeuron):  # the next neurons: count what reaches them
+            total = total + xs[0].sum()
+            continue
+        values[node.name] = _count_op(node.op, xs)
+        if node.name == g.output:
+            total = total + values[node.name].sum()
+    if total.requires_grad:
+        total.backward()
+        return z.grad[0].numpy().astype(np.float32)
+    return np.zeros(start.shape, np.float32)
+
+
+def fanout_maps(g: ir.Graph) -> dict[str, np.ndarray]:
+    """Per-neuron fan-out (per-sample shape) of every neuron layer."""
+    return {n.name: _fanout(g, n) for n in g.nodes if isinstance(n.op, ir.BurstNeuron)}
+
+
+def input_layers(g: ir.Graph) -> list[str]:
+    """Conv/dense layers whose input comes from the analog input without a neuron in between."""
+    analog = {g.input.name}
+    names = []
+    for n in g.nodes[1:]:
+        if any(i in analog for i in n.inputs) and not isinstance(n.op, ir.BurstNeuron):
+            analog.add(n.name)
+            if isinstance(n.op, ir.LINEAR_LAYERS):
+                names.append(n.name)
+    return names
+
+
+def ann_macs(g: ir.Graph) -> int:
+    return int(sum(ir.macs(n) for n in g.nodes))
+
+
+def input_macs(g: ir.Graph) -> int:
+    return int(sum(ir.macs(g.node(n)) for n in input_layers(g)))
