@@ -29,6 +29,8 @@ $(STAMP): requirements/base.txt requirements/nodeps.txt requirements/constraints
 demo: install
 	$(BIN)/python examples/digits_cnn.py --out $(OUT)
 	$(BIN)/adacal inspect $(OUT)/digits_cnn.onnx
+	$(BIN)/adacal convert $(OUT)/digits_cnn.onnx --calib $(OUT)/digits_calib.npz --val $(OUT)/digits_test.npz \
+		--timesteps 4 --max-spikes 4 -o $(OUT)/converted --force
 
 test: install
 	$(BIN)/python -m pytest -q
