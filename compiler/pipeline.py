@@ -83,6 +83,11 @@ class _Steps:
         return out
 
 
+def _table(a: np.ndarray) -> list:
+    """A search table for JSON: entries a search left out (inf) become null."""
+    return [[float(v) if np.isfinite(v) else None for v in row] for row in np.asarray(a, np.float64)]
+
+
 def pick_calibration(x: np.ndarray, y, n: int, seed: int):
     idx = np.random.default_rng(seed).permutation(len(x))[: min(n, len(x))]
     idx.sort()
@@ -106,7 +111,7 @@ def convert_graph(ann: ir.Graph, x_cal: np.ndarray, y_cal, opts: ConvertOptions,
             snn = with_max_spikes(snn, acts, T, name, phi, opts.threshold)
         conv.searches["burst_caps"] = {"candidates": list(res.candidates), "chosen": list(res.chosen),
                                        "budget_spikes": res.budget,
-                                       "sensitivity": res.sensitivity.tolist(), "spikes": res.spikes.tolist()}
+                                       "sensitivity": _table(res.sensitivity), "spikes": _table(res.spikes)}
     snn = steps.run("calibration", bias_correction.correct, snn, acts, x_cal, T, opts.calibration)
     if opts.search_thresholds:
         fan = energy.fanout_maps(snn)
@@ -116,8 +121,8 @@ def convert_graph(ann: ir.Graph, x_cal: np.ndarray, y_cal, opts: ConvertOptions,
         snn = scale_thresholds(snn, conv.threshold_ratios)
         snn = steps.run("calibration after ratios", bias_correction.correct, snn, acts, x_cal, T, opts.calibration)
         conv.searches["threshold_ratios"] = {"ratios": list(res.ratios), "chosen": list(res.chosen),
-                                             "budget_kl": res.budget, "sensitivity": res.sensitivity.tolist(),
-                                             "synops": res.synops.tolist()}
+                                             "budget_kl": res.budget, "sensitivity": _table(res.sensitivity),
+                                             "synops": _table(res.synops)}
     if opts.adaptive_timesteps:
         sim, _ = simulate(snn, x_cal, T)
         ref = y_cal if y_cal is not None else ann_out.reshape(len(ann_out), -1).argmax(axis=1)
