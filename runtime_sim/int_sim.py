@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from adacal import int_ir, ir
 from adacal.runtime_sim import loihi2_arith as arith
+from adacal.runtime_sim.burst import burst_loop, counts
 
 NeuronHook = Callable[[ir.Node, np.ndarray], int_ir.IntBurstNeuron]
 
@@ -96,24 +97,8 @@ def run_int_neuron(op: int_ir.IntBurstNeuron, current: np.ndarray, T: int, fanou
     theta = np.asarray(op.threshold, np.float64).reshape(shape)
     drive = current + np.asarray(op.bias, np.float64).reshape(shape)  # float64, exact integers
     v = np.broadcast_to(np.asarray(op.v_init, np.float64), current.shape[1:]).copy()
-    k = np.empty((T,) + current.shape[1:], np.float64)
-    tmp = np.empty_like(v)
-    static = drive.shape[0] == 1
-    for t in range(T):
-        v += drive[0] if static else drive[t]
-        kt = k[t]
-        np.divide(v, theta, out=kt)
-        np.floor(kt, out=kt)
-        np.clip(kt, 0, op.max_spikes, out=kt)
-        np.multiply(kt, theta, out=tmp)
-        v -= tmp
-    flat = k.reshape(T, k.shape[1], -1)
-    counts = {"spikes": flat.sum(axis=2), "events": np.count_nonzero(flat, axis=2).astype(np.float64)}
-    if fanout is not None:
-        fan = np.asarray(fanout, np.float64).reshape(-1)
-        counts["synops"] = flat @ fan
-        counts["event_synops"] = np.minimum(flat, 1) @ fan
-    return k.astype(np.float32), counts
+    k = burst_loop(drive, v, theta, op.max_spikes, T)
+    return k.astype(np.float32), counts(k, fanout)
 
 
 def _route(op, xs: list[np.ndarray]) -> np.ndarray:

@@ -1,8 +1,7 @@
 """Tiny helpers to build adacal IR graphs by hand in tests.
 
 `build(input_shape, (name, op, inputs), ...)` infers every per-sample shape with
-the interpreter, like the helper in test_passes.py (copied here so several
-test modules can share it without importing each other).
+the interpreter.
 """
 from __future__ import annotations
 

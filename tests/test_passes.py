@@ -4,21 +4,11 @@ import pytest
 
 from adacal import ir
 from adacal.interpret import infer_shape
+from irbuild import build
 from adacal.passes import (cleanup, conversion_plan, drop_identity, fold_batchnorm, fold_pad,
                            fold_scalings, recognise_relu)
 
 RNG = np.random.default_rng(0)
-
-
-def build(input_shape, *specs, output=None):
-    """specs: (name, op, inputs) in order; shapes are inferred."""
-    nodes = [ir.Node("x", ir.Input(), (), tuple(input_shape))]
-    shapes = {"x": tuple(input_shape)}
-    for name, op, inputs in specs:
-        shape = infer_shape(op, [shapes[i] for i in inputs])
-        nodes.append(ir.Node(name, op, tuple(inputs), shape))
-        shapes[name] = shape
-    return ir.Graph(tuple(nodes), output or nodes[-1].name)
 
 
 def conv(cin, cout, k=3, pad=1, stride=1, groups=1):

@@ -1,0 +1,41 @@
+"""The burst integrate-and-fire step loop, shared by the float and the
+integer simulators (they differ only in dtype and in what θ means).
+
+Per step: v += drive_t; k = clamp(floor(v / θ), 0, φ); v -= k·θ.
+The loop runs in numpy with in-place ops: on these elementwise loops it is
+several times faster than torch on this CPU.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def burst_loop(drive: np.ndarray, v: np.ndarray, theta: np.ndarray, max_spikes: int, T: int) -> np.ndarray:
+    """drive (T' ∈ {1, T}, N, ...) input plus bias per step; v (N, ...) start
+    potential, updated in place; theta broadcastable per channel.
+    Returns k (T, N, ...) in v's dtype."""
+    k = np.empty((T,) + v.shape, v.dtype)
+    tmp = np.empty_like(v)
+    static = drive.shape[0] == 1
+    for t in range(T):
+        v += drive[0] if static else drive[t]
+        kt = k[t]
+        np.divide(v, theta, out=kt)
+        np.floor(kt, out=kt)
+        np.clip(kt, 0, max_spikes, out=kt)
+        np.multiply(kt, theta, out=tmp)
+        v -= tmp
+    return k
+
+
+def counts(k: np.ndarray, fanout: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Per step and sample: spikes Σk, events #(k>0) and, with a fan-out map,
+    synops Σ k·fan-out and event_synops Σ [k>0]·fan-out, as (T, N) float64."""
+    flat = k.reshape(k.shape[0], k.shape[1], -1)
+    out = {"spikes": flat.sum(axis=2, dtype=np.float64),
+           "events": np.count_nonzero(flat, axis=2).astype(np.float64)}
+    if fanout is not None:
+        fan = np.asarray(fanout, flat.dtype).reshape(-1)
+        out["synops"] = (flat @ fan).astype(np.float64)
+        out["event_synops"] = (np.minimum(flat, 1) @ fan).astype(np.float64)  # k >= 0: min(k, 1) = fired
+    return out
