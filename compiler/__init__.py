@@ -11,4 +11,24 @@ def load_onnx(model):
     return _load(model)
 
 
-__all__ = ["AdacalError", "Graph", "Node", "load_onnx", "__version__"]
+def convert(model, calib, val=None, **options):
+    """Convert an ONNX model into a calibrated float burst SNN: (conversion, summary)."""
+    from adacal.pipeline import convert as _convert
+    return _convert(model, calib, val, **options)
+
+
+def compile(model, target, calib, out_dir, val=None, force=False, **options):  # noqa: A001 - the API name
+    """Compile for a target ('loihi2') into out_dir; returns the Artifact."""
+    from adacal.artifact import compile_model
+    from adacal.pipeline import ConvertOptions
+    art, _ = compile_model(model, target, calib, out_dir, val=val, options=ConvertOptions(**options), force=force,
+                           model_path=model if isinstance(model, str) else None)
+    return art
+
+
+def load_artifact(path):
+    from adacal.artifact import load_artifact as _load
+    return _load(path)
+
+
+__all__ = ["AdacalError", "Graph", "Node", "compile", "convert", "load_artifact", "load_onnx", "__version__"]

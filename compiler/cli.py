@@ -18,10 +18,7 @@ EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 # commands of architecture.md that later issues build; they exist so --help
 # lists the whole interface, and say plainly that they are not built yet.
 PLANNED = {
-    "compile-loihi2": "compile for Intel Loihi 2 (Lava, graded spikes) into an artifact directory",
     "compile-xylo": "compile for SynSense Xylo (Rockpool/xylosim) into an artifact directory",
-    "simulate": "run a compiled artifact with the bit-accurate simulator",
-    "verify": "check a compiled artifact against the vendor's bit-accurate model",
 }
 
 
@@ -55,6 +52,27 @@ def build_parser() -> argparse.ArgumentParser:
     add_conversion_options(cv)
     cv.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     cv.add_argument("--quiet", action="store_true", help="no progress messages")
+    cl = sub.add_parser("compile-loihi2", help="compile for Intel Loihi 2 (Lava, graded spikes) into an artifact directory",
+                        description="Convert, calibrate and lower the model to Loihi 2 integers; write network.h5 "
+                        "(netx layout, extended), manifest.json, report.json and report.html into OUTDIR.")
+    cl.add_argument("model", metavar="MODEL.onnx")
+    cl.add_argument("--calib", required=True, metavar="CAL.npz")
+    cl.add_argument("-o", "--out", required=True, metavar="OUTDIR")
+    cl.add_argument("--val", metavar="VAL.npz", help="validation data: accuracy of ANN, float and bit-accurate SNN")
+    cl.add_argument("--force", action="store_true", help="replace OUTDIR if it is an existing adacal output")
+    add_conversion_options(cl)
+    cl.add_argument("--json", action="store_true")
+    cl.add_argument("--quiet", action="store_true")
+    sm = sub.add_parser("simulate", help="run a compiled artifact with the bit-accurate simulator")
+    sm.add_argument("artifact", metavar="OUTDIR")
+    sm.add_argument("--data", required=True, metavar="DATA.npz")
+    sm.add_argument("--adaptive-timesteps", action="store_true", help="use the stored exit policy")
+    sm.add_argument("--json", action="store_true")
+    vf = sub.add_parser("verify", help="check a compiled artifact against the vendor's bit-accurate model")
+    vf.add_argument("artifact", metavar="OUTDIR")
+    vf.add_argument("--data", required=True, metavar="DATA.npz")
+    vf.add_argument("--samples", type=int, default=10, help="samples to compare (default 10)")
+    vf.add_argument("--json", action="store_true")
     for name, text in PLANNED.items():
         sp = sub.add_parser(name, help=f"{text} (not built yet)", description=f"{text}. Not built yet.")
         sp.add_argument("args", nargs=argparse.REMAINDER)
@@ -112,19 +130,13 @@ def _log(args):
 
 
 def cmd_convert(args) -> int:
-    from adacal.data import load_data
-    from adacal.frontends.onnx import load_onnx
     from adacal.output import write_output_dir
-    from adacal.passes import cleanup
     from adacal.pipeline import convert
     from adacal.report import format_summary
 
     opts = conversion_options(args)
     opts.check()
-    g = cleanup(load_onnx(args.model))
-    classes = int(np.prod(g.output_shape))
-    calib = load_data(args.calib, g.input_shape, classes, "calibration")
-    val = load_data(args.val, g.input_shape, classes, "validation") if args.val else None
+    g, calib, val = _load_model_and_data(args)
     if args.out:
         from adacal.output import check_output_dir
         check_output_dir(args.out, args.force)
@@ -135,6 +147,76 @@ def cmd_convert(args) -> int:
                                     "report.json": summary, "network.txt": str(conv.snn)}, force=args.force)
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return EXIT_OK
+
+
+def _load_model_and_data(args):
+    from adacal.data import load_data
+    from adacal.frontends.onnx import load_onnx
+    from adacal.passes import cleanup
+
+    g = cleanup(load_onnx(args.model))
+    classes = int(np.prod(g.output_shape))
+    calib = load_data(args.calib, g.input_shape, classes, "calibration")
+    val = load_data(args.val, g.input_shape, classes, "validation") if args.val else None
+    return g, calib, val
+
+
+def cmd_compile(args, target: str) -> int:
+    from adacal.artifact import compile_model
+    from adacal.output import check_output_dir
+    from adacal.report import format_compile_summary
+
+    opts = conversion_options(args)
+    opts.check()
+    check_output_dir(args.out, args.force)
+    g, calib, val = _load_model_and_data(args)
+    _, summary = compile_model(g, target, calib, args.out, val=val, options=opts, force=args.force,
+                               log=_log(args), model_path=args.model)
+    print(json.dumps(summary, indent=2) if args.json else format_compile_summary(summary, args.out))
+    return EXIT_OK
+
+
+def _artifact_and_data(args):
+    from adacal.artifact import load_artifact
+    from adacal.data import load_data
+
+    art = load_artifact(args.artifact)
+    shape = art.manifest["input"]["shape"]
+    x, y = load_data(args.data, shape, int(np.prod(art.manifest["output"]["shape"])), "data")
+    return art, x, y
+
+
+def cmd_simulate(args) -> int:
+    art, x, y = _artifact_and_data(args)
+    res = art.simulate(x, y, adaptive=args.adaptive_timesteps)
+    res.pop("predictions")
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        acc = "n/a (no labels)" if res["accuracy"] is None else f"{100 * res['accuracy']:.2f} %"
+        print(f"{res['samples']} samples on {art.target} (bit-accurate): accuracy {acc}, "
+              f"avg timesteps {res['avg_timesteps']:.2f}, spikes/sample {res['spikes_per_sample']:,.0f}, "
+              f"synops/sample {res['synops_per_sample']:,.0f}, energy {res['energy_pj_per_sample'] / 1e6:.3f} uJ")
+    return EXIT_OK
+
+
+def cmd_verify(args) -> int:
+    art, x, _ = _artifact_and_data(args)
+    if args.samples < 1:
+        raise AdacalError(f"--samples must be >= 1, got {args.samples}")
+    res = art.verify(x, args.samples)
+    if args.json:
+        print(json.dumps(res, indent=2))
+    elif res["first_mismatch"] is None:
+        print(f"verify: {res['samples']} samples bit-exact against {res['reference']} "
+              f"({res['layers_compared']} layers, every step); adacal {res['adacal_seconds']:.2f} s, "
+              f"reference {res['reference_seconds']:.2f} s")
+    else:
+        m = res["first_mismatch"]
+        print(f"verify: MISMATCH in {res['mismatched_samples']} of {res['samples']} samples; first at layer "
+              f"'{m['layer']}', step {m['step']}, sample {m['sample']}, neuron {m['neuron']}: "
+              f"adacal {m['adacal']} vs {res['reference']} {m['reference']}")
+    return EXIT_OK if res["first_mismatch"] is None else EXIT_MISMATCH
 
 
 def cmd_inspect(args) -> int:
@@ -154,6 +236,12 @@ def main(argv=None) -> int:
             return cmd_inspect(args)
         if args.command == "convert":
             return cmd_convert(args)
+        if args.command == "compile-loihi2":
+            return cmd_compile(args, "loihi2")
+        if args.command == "simulate":
+            return cmd_simulate(args)
+        if args.command == "verify":
+            return cmd_verify(args)
         sys.stderr.write(f"adacal: error: '{args.command}' is not built yet in adacal "
                          f"{__import__('adacal').__version__}\n")
         return EXIT_USAGE

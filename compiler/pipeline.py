@@ -221,10 +221,13 @@ def convert(model, calib, val=None, options: ConvertOptions | None = None, log=N
 
 def manifest(conv: Conversion, model_path, target: str) -> dict:
     """What an output directory holds, for people and for loaders."""
-    from adacal import __version__
     import hashlib
-    with open(model_path, "rb") as f:
-        sha = hashlib.sha256(f.read()).hexdigest()
+
+    from adacal import __version__
+    sha = None
+    if model_path is not None:
+        with open(model_path, "rb") as f:
+            sha = hashlib.sha256(f.read()).hexdigest()
     layers = []
     for name in neuron_names(conv.snn):
         op = conv.snn.node(name).op

@@ -90,3 +90,22 @@ def format_summary(s: dict) -> str:
                      f"{L['spikes_per_sample']:>14,.0f}  {L['synops_per_sample']:>14,.0f}")
     lines.append(f"\nconverted in {s['seconds']:.1f} s")
     return "\n".join(lines)
+
+
+def format_compile_summary(s: dict, out_dir) -> str:
+    lines = [f"compiled for {s['target']} into {out_dir}"]
+    if "snn_accuracy" in s:
+        lines += [
+            f"accuracy            ANN {_pct(s['ann_accuracy'])}, float SNN {_pct(s['float_snn_accuracy'])}, "
+            f"bit-accurate SNN {_pct(s['snn_accuracy'])}",
+            f"spikes / sample     {s['spikes_per_sample']:,.0f}  (events {s['events_per_sample']:,.0f})",
+            f"synops / sample     {s['synops_per_sample']:,.0f}",
+            f"energy / sample     SNN {s['energy_pj_per_sample'] / 1e6:.3f} uJ vs ANN "
+            f"{s['ann_energy_pj_per_sample'] / 1e6:.3f} uJ",
+        ]
+    r = s.get("resources")
+    if r and "cores" in r:
+        lines.append(f"resources           {r['neurons']:,} neurons, {r['weights_stored']:,} weights stored, "
+                     f"{r['cores']} cores ({r['chips']} chip)")
+    lines.append(f"compiled in {s['seconds']:.1f} s")
+    return "\n".join(lines)

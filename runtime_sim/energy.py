@@ -18,21 +18,27 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from adacal import ir
+from adacal import int_ir, ir
 from adacal.interpret import _pad, apply_op
 
 E_MAC_PJ = 4.6
 E_AC_PJ = 0.9
 
 
+NEURONS = (ir.BurstNeuron, int_ir.IntBurstNeuron)
+
+
 def _count_op(op, xs: list[torch.Tensor]) -> torch.Tensor:
-    """The op with every weight 1 and no bias: sums count connections."""
+    """The op with every weight 1 and no bias: sums count connections.
+    Works on float and on integer (lowered) networks."""
     x = xs[0]
-    if isinstance(op, ir.Conv2d):
+    if isinstance(op, (ir.Conv2d, int_ir.IntConv)):
         w = torch.ones(op.weight.shape, dtype=x.dtype)
         return F.conv2d(_pad(x, op.padding), w, None, op.stride, 0, op.dilation, op.groups)
-    if isinstance(op, ir.Dense):
+    if isinstance(op, (ir.Dense, int_ir.IntDense)):
         return x.sum(dim=1, keepdim=True).expand(x.shape[0], op.weight.shape[0])
+    if isinstance(op, int_ir.Delay):
+        return x
     if isinstance(op, ir.AvgPool):
         return apply_op(op, xs) * float(np.prod(op.kernel))
     if isinstance(op, ir.GlobalAvgPool):
@@ -52,7 +58,7 @@ def _fanout(g: ir.Graph, start: ir.Node) -> np.ndarray:
         if not after or not any(i in values for i in node.inputs):
             continue
         xs = [values.get(i, torch.zeros((1,) + g.node(i).shape, dtype=torch.float64)) for i in node.inputs]
-        if isinstance(node.op, ir.BurstNeuron):  # the next neurons: count what reaches them
+        if isinstance(node.op, NEURONS):  # the next neurons: count what reaches them
             total = total + xs[0].sum()
             continue
         values[node.name] = _count_op(node.op, xs)
@@ -66,7 +72,7 @@ def _fanout(g: ir.Graph, start: ir.Node) -> np.ndarray:
 
 def fanout_maps(g: ir.Graph) -> dict[str, np.ndarray]:
     """Per-neuron fan-out (per-sample shape) of every neuron layer."""
-    return {n.name: _fanout(g, n) for n in g.nodes if isinstance(n.op, ir.BurstNeuron)}
+    return {n.name: _fanout(g, n) for n in g.nodes if isinstance(n.op, NEURONS)}
 
 
 def input_layers(g: ir.Graph) -> list[str]:

@@ -1,0 +1,74 @@
+"""Loihi 2 resource estimate for an integer network.
+
+Published per-chip figures (Intel Labs, "Taking Neuromorphic Computing to the
+Next Level with Loihi 2", technology brief, 2021): 128 neuromorphic cores,
+up to 1 million neurons and 120 million synapses per chip.  We use the
+per-core averages they imply — 8,192 neurons and 937,500 synapses (8-bit
+weights stored) per core — as the partitioning limits, since Intel's per-core
+memory map is not public.  Conv weights are shared (stored once per core that
+hosts a part of the layer); dense weights are stored per connection.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from adacal import int_ir, ir
+from adacal.errors import AdacalError
+
+CORES_PER_CHIP = 128
+NEURONS_PER_CORE = (1 << 20) // CORES_PER_CHIP  # 8,192 ("1 million" = 2^20 neurons / 128 cores)
+SYNAPSES_PER_CORE = 120_000_000 // CORES_PER_CHIP  # 937,500
+
+
+def _synapses_into(g: ir.Graph, neuron: ir.Node) -> list[ir.Node]:
+    out, todo = [], [neuron.inputs[0]]
+    while todo:
+        n = g.node(todo.pop())
+        if isinstance(n.op, ir.Add):
+            todo.extend(n.inputs)
+        elif isinstance(n.op, (int_ir.IntConv, int_ir.IntDense)):
+            out.append(n)
+    return out
+
+
+def _stored(n: ir.Node) -> tuple[int, int]:
+    """(weights stored, connections) of a synapse node."""
+    w = n.op.weight
+    if isinstance(n.op, int_ir.IntConv):
+        per_out = int(np.prod(w.shape[1:]))
+        return int(w.size), int(np.prod(n.shape)) * per_out
+    return int(w.size), int(w.size)
+
+
+def estimate(g: ir.Graph) -> dict:
+    layers, total_cores = [], 0
+    targets = [n for n in g.nodes if isinstance(n.op, int_ir.IntBurstNeuron)] + [g.node(g.output)]
+    for n in targets:
+        syns = _synapses_into(g, n) if isinstance(n.op, int_ir.IntBurstNeuron) else [n]
+        neurons = int(np.prod(n.shape)) if isinstance(n.op, int_ir.IntBurstNeuron) else 0
+        stored = sum(_stored(s)[0] for s in syns)
+        conns = sum(_stored(s)[1] for s in syns)
+        dense_w = sum(_stored(s)[0] for s in syns if isinstance(s.op, int_ir.IntDense))
+        conv_w = stored - dense_w
+        # cores needed: enough for the neurons, and for the dense weights spread over them;
+        # every core hosting part of a conv layer keeps a copy of its (shared) kernels
+        cores = max(math.ceil(neurons / NEURONS_PER_CORE), 1)
+        while dense_w / cores + conv_w > SYNAPSES_PER_CORE:
+            if conv_w > SYNAPSES_PER_CORE:
+                raise AdacalError(f"layer '{n.name}': its {conv_w:,} shared conv weights exceed one Loihi 2 "
+                                  f"core's {SYNAPSES_PER_CORE:,} synapses; the layer cannot be partitioned")
+            cores += 1
+        layers.append({"name": n.name, "neurons": neurons, "weights_stored": stored, "connections": conns,
+                       "synaptic_memory_bytes": stored, "cores": cores})
+        total_cores += cores
+    return {"layers": layers, "neurons": sum(L["neurons"] for L in layers),
+            "weights_stored": sum(L["weights_stored"] for L in layers),
+            "connections": sum(L["connections"] for L in layers),
+            "synaptic_memory_bytes": sum(L["synaptic_memory_bytes"] for L in layers),
+            "cores": total_cores, "chips": math.ceil(total_cores / CORES_PER_CHIP),
+            "limits": {"neurons_per_core": NEURONS_PER_CORE, "synapses_per_core": SYNAPSES_PER_CORE,
+                       "cores_per_chip": CORES_PER_CHIP,
+                       "source": "Intel Labs Loihi 2 technology brief (2021): 128 cores, 1M neurons, "
+                                 "120M synapses per chip; per-core averages"}}
