@@ -71,7 +71,8 @@ class IntBurstNeuron:
 
 @_op
 class Delay:
-    """Delays payloads by `steps` steps (skip-path balancing)."""
+    """Delays payloads by `steps` hardware steps (skip-path balancing); in the
+    lock-step simulation it is the identity (see the module docstring)."""
     steps: int
 
 
