@@ -42,37 +42,37 @@ def write_network(low: Loihi2Lowering, path) -> None:
         f.attrs.update({"format": FORMAT, "format_version": VERSION, "timesteps": low.timesteps,
                         "readout": low.graph.output, "readout_scale": low.readout_scale,
                         "depth": low.depth})
-        f.create_dataset("readout_bias", data=np.asarray(low.readout_bias, np.int64))
+        f.create_dataset("readout_bias", data=np.asarray(low.readout_bias, np.int64), track_times=False)
         layers = f.create_group("layer")
         for i, n in enumerate(low.graph.nodes):
             grp = layers.create_group(str(i))
             op = n.op
-            grp.create_dataset("type", data=np.bytes_(_type_of(op)), dtype="S10")
-            grp.create_dataset("name", data=np.bytes_(n.name))
+            grp.create_dataset("type", data=np.bytes_(_type_of(op)), dtype="S10", track_times=False)
+            grp.create_dataset("name", data=np.bytes_(n.name), track_times=False)
             grp.create_dataset("inputs", data=np.array([s.encode() for s in n.inputs], dtype="S") if n.inputs
-                               else np.zeros(0, "S1"))
-            grp.create_dataset("shape", data=np.asarray(n.shape, np.int64))
+                               else np.zeros(0, "S1"), track_times=False)
+            grp.create_dataset("shape", data=np.asarray(n.shape, np.int64), track_times=False)
             if isinstance(op, int_ir.GradedInput):
                 grp.attrs.update({"scale": op.scale, "lo": op.lo, "hi": op.hi})
             elif isinstance(op, int_ir.IntDense):
-                grp.create_dataset("weight", data=np.asarray(op.weight, np.int64))
+                grp.create_dataset("weight", data=np.asarray(op.weight, np.int64), track_times=False)
                 grp.attrs.update({"weight_exp": op.weight_exp, "num_weight_bits": op.num_weight_bits,
                                   "num_message_bits": op.num_message_bits, "depth": op.depth})
             elif isinstance(op, int_ir.IntConv):
-                grp.create_dataset("weight", data=np.asarray(op.weight, np.int64))
+                grp.create_dataset("weight", data=np.asarray(op.weight, np.int64), track_times=False)
                 t, l, b, r = op.padding
-                grp.create_dataset("stride", data=np.asarray(op.stride, np.int64))
-                grp.create_dataset("padding", data=np.asarray((t, l), np.int64))
-                grp.create_dataset("padding_tlbr", data=np.asarray(op.padding, np.int64))
-                grp.create_dataset("dilation", data=np.asarray(op.dilation, np.int64))
-                grp.create_dataset("groups", data=np.int64(op.groups))
+                grp.create_dataset("stride", data=np.asarray(op.stride, np.int64), track_times=False)
+                grp.create_dataset("padding", data=np.asarray((t, l), np.int64), track_times=False)
+                grp.create_dataset("padding_tlbr", data=np.asarray(op.padding, np.int64), track_times=False)
+                grp.create_dataset("dilation", data=np.asarray(op.dilation, np.int64), track_times=False)
+                grp.create_dataset("groups", data=np.int64(op.groups), track_times=False)
                 grp.attrs.update({"num_message_bits": op.num_message_bits, "depth": op.depth})
             elif isinstance(op, int_ir.IntBurstNeuron):
                 nrn = grp.create_group("neuron")
-                nrn.create_dataset("type", data=np.bytes_("BURST_IF"))
-                nrn.create_dataset("threshold", data=np.asarray(op.threshold, np.int64))
-                nrn.create_dataset("bias", data=np.asarray(op.bias, np.int64))
-                nrn.create_dataset("v_init", data=np.asarray(op.v_init, np.int64))
+                nrn.create_dataset("type", data=np.bytes_("BURST_IF"), track_times=False)
+                nrn.create_dataset("threshold", data=np.asarray(op.threshold, np.int64), track_times=False)
+                nrn.create_dataset("bias", data=np.asarray(op.bias, np.int64), track_times=False)
+                nrn.create_dataset("v_init", data=np.asarray(op.v_init, np.int64), track_times=False)
                 nrn.attrs.update({"max_spikes": op.max_spikes})
                 grp.attrs["depth"] = op.depth
             elif isinstance(op, int_ir.Delay):
@@ -80,7 +80,7 @@ def write_network(low: Loihi2Lowering, path) -> None:
             elif isinstance(op, ir.Concat):
                 grp.attrs["axis"] = op.axis
             elif isinstance(op, ir.Reshape):
-                grp.create_dataset("target", data=np.asarray(op.shape, np.int64))
+                grp.create_dataset("target", data=np.asarray(op.shape, np.int64), track_times=False)
 
 
 def _s(ds) -> str:
