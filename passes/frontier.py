@@ -26,12 +26,13 @@ def solve(values: Sequence[Sequence[float]], costs: Sequence[Sequence[float]], b
     Costs may be negative: each layer's cheapest option is subtracted from its
     costs (and their sum from the budget) so that partial sums only grow and
     pruning a partial assignment over budget is safe."""
+    # slack for float sums in another order, relative to the problem's own magnitudes
+    finite = [max((abs(v) for v in c if math.isfinite(v)), default=0.0) for c in costs]
+    scale = max(abs(budget), sum(finite)) or 1.0
     offsets = [min(c) for c in costs]
     costs = [[c - o for c in cst] for cst, o in zip(costs, offsets)]
     budget = budget - sum(offsets)
-    finite = [max((v for v in c if math.isfinite(v)), default=0.0) for c in costs]
-    scale = max(abs(budget), sum(finite)) or 1.0
-    limit = budget + 1e-9 * scale  # float sums in another order
+    limit = budget + 1e-9 * scale
     frontier = [_Node(0.0, 0.0, -1, -1)]
     history = []
     for vals, cst in zip(values, costs):

@@ -199,11 +199,12 @@ def lower_loihi2(snn: ir.Graph, x_cal: np.ndarray, T: int) -> Loihi2Lowering:
                     currents.append(s)
                 else:
                     c = n.shape[0]
-                    sigma = _column_scale(sig[s], ir.Conv2d)
-                    w = np.clip(np.floor(sigma * m + 0.5), -CONV_MAX, CONV_MAX).astype(np.int64)
-                    if len(n.shape) == 1:
-                        skip_op = int_ir.IntDense(np.diag(_round_even(w)).astype(np.int64), 0, 8, 8, d)
+                    sigma_m = _column_scale(sig[s], ir.Conv2d) * m
+                    if len(n.shape) == 1:  # a diagonal Dense: even 8-bit weights, as every Dense
+                        w = np.clip(_round_even(sigma_m), -DENSE_MAX, DENSE_MAX).astype(np.int64)
+                        skip_op = int_ir.IntDense(np.diag(w), 0, 8, 8, d)
                     else:
+                        w = np.clip(np.floor(sigma_m + 0.5), -CONV_MAX, CONV_MAX).astype(np.int64)
                         skip_op = int_ir.IntConv(w.reshape(c, 1, 1, 1), groups=c, depth=d)
                     name = f"{s}/skip->{n.name}"
                     nodes.append(ir.Node(name, skip_op, (src,), n.shape))
