@@ -66,9 +66,18 @@ def _dense(op: int_ir.IntDense, p: np.ndarray, max_in: float) -> tuple[np.ndarra
     return (a * 2.0 ** e if e >= 0 else np.floor(a / 2.0 ** -e)), bound * 2.0 ** e
 
 
+#: Lava's PyConvModelFixed casts its float64 result to int32 before the 24-bit
+#: wrap (lava/proc/conv/utils.py conv -> models.py clamp_precision), so only sums
+#: below this are defined the same way there; larger ones are refused.
+CONV_INT32_EXACT = 2 ** 31 - 2 ** 23
+
+
 def _conv(op: int_ir.IntConv, p: np.ndarray, max_in: float) -> tuple[np.ndarray, float]:
     w = np.asarray(op.weight, np.float64)
     bound = _sum_bound(w, max_in)
+    if bound >= CONV_INT32_EXACT:
+        raise OverflowError(f"conv sums up to {bound:.3g} reach 2^31: Lava's fixed-point Conv casts them to int32 "
+                            "before its 24-bit wrap, which is not a defined integer result")
     dt = _exact_dtype(bound)
     lead = p.shape[:2]
     x = _as(p.reshape((-1,) + p.shape[2:]), dt)
