@@ -17,9 +17,8 @@ EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 
 # commands of architecture.md that later issues build; they exist so --help
 # lists the whole interface, and say plainly that they are not built yet.
-PLANNED = {
-    "compile-xylo": "compile for SynSense Xylo (Rockpool/xylosim) into an artifact directory",
-}
+PLANNED: dict = {}
+XYLO_DEVICES = ("xylo-audio2", "xylo-audio3", "xylo-imu")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,6 +62,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_conversion_options(cl)
     cl.add_argument("--json", action="store_true")
     cl.add_argument("--quiet", action="store_true")
+    cx = sub.add_parser("compile-xylo", help="compile for SynSense Xylo (Rockpool/xylosim) into an artifact directory",
+                        description="Convert, calibrate and lower the model to Xylo integers for one device; write "
+                        "xylo_spec.npz / xylo_spec.json (the XyloSim.from_specification arguments), manifest.json "
+                        "(with the input encoder and readout rule), report.json and report.html into OUTDIR.")
+    cx.add_argument("model", metavar="MODEL.onnx")
+    cx.add_argument("--calib", required=True, metavar="CAL.npz")
+    cx.add_argument("-o", "--out", required=True, metavar="OUTDIR")
+    cx.add_argument("--device", required=True, choices=XYLO_DEVICES, help="the Xylo device to compile for")
+    cx.add_argument("--val", metavar="VAL.npz", help="validation data: accuracy of ANN, float and bit-accurate SNN")
+    cx.add_argument("--force", action="store_true", help="replace OUTDIR if it is an existing adacal output")
+    add_conversion_options(cx)
+    cx.add_argument("--json", action="store_true")
+    cx.add_argument("--quiet", action="store_true")
     sm = sub.add_parser("simulate", help="run a compiled artifact with the bit-accurate simulator")
     sm.add_argument("artifact", metavar="OUTDIR")
     sm.add_argument("--data", required=True, metavar="DATA.npz")
@@ -161,7 +173,7 @@ def _load_model_and_data(args):
     return g, calib, val
 
 
-def cmd_compile(args, target: str) -> int:
+def cmd_compile(args, target: str, device: str | None = None) -> int:
     from adacal.artifact import compile_model
     from adacal.output import check_output_dir
     from adacal.report import format_compile_summary
@@ -171,7 +183,7 @@ def cmd_compile(args, target: str) -> int:
     check_output_dir(args.out, args.force)
     g, calib, val = _load_model_and_data(args)
     _, summary = compile_model(g, target, calib, args.out, val=val, options=opts, force=args.force,
-                               log=_log(args), model_path=args.model)
+                               log=_log(args), model_path=args.model, device=device)
     print(json.dumps(summary, indent=2) if args.json else format_compile_summary(summary, args.out))
     return EXIT_OK
 
@@ -238,6 +250,8 @@ def main(argv=None) -> int:
             return cmd_convert(args)
         if args.command == "compile-loihi2":
             return cmd_compile(args, "loihi2")
+        if args.command == "compile-xylo":
+            return cmd_compile(args, "xylo", args.device)
         if args.command == "simulate":
             return cmd_simulate(args)
         if args.command == "verify":
