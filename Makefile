@@ -31,6 +31,13 @@ demo: install
 	$(BIN)/adacal inspect $(OUT)/digits_cnn.onnx
 	$(BIN)/adacal convert $(OUT)/digits_cnn.onnx --calib $(OUT)/digits_calib.npz --val $(OUT)/digits_test.npz \
 		--timesteps 4 --max-spikes 4 -o $(OUT)/converted --force
+	$(BIN)/adacal compile-loihi2 $(OUT)/digits_cnn.onnx --calib $(OUT)/digits_calib.npz \
+		--val $(OUT)/digits_test.npz --timesteps 8 --max-spikes 4 -o $(OUT)/loihi2 --force
+	$(BIN)/adacal verify $(OUT)/loihi2 --data $(OUT)/digits_test.npz --samples 5
+	$(BIN)/python examples/digits16_mlp.py --out $(OUT)
+	$(BIN)/adacal compile-xylo $(OUT)/digits16_mlp.onnx --calib $(OUT)/digits16_calib.npz \
+		--val $(OUT)/digits16_test.npz --device xylo-audio3 --timesteps 16 -o $(OUT)/xylo --force
+	$(BIN)/adacal verify $(OUT)/xylo --data $(OUT)/digits16_test.npz --samples 50
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -63,6 +63,11 @@ def _pct(v) -> str:
     return "n/a" if v is None else f"{100 * v:.2f} %"
 
 
+def _relative(snn: float, ann: float) -> str:
+    r = 1 - snn / ann if ann else 0.0
+    return f"{100 * r:.1f} % less" if r >= 0 else f"{-100 * r:.1f} % more"
+
+
 def format_summary(s: dict) -> str:
     """The readable table `adacal convert` prints."""
     o = s["options"]
@@ -81,7 +86,7 @@ def format_summary(s: dict) -> str:
         f"synops / sample     {s['synops_per_sample']:,.0f}  (spikes x fan-out; graded events x fan-out "
         f"{s['graded_synops_per_sample']:,.0f})",
         f"energy / sample     SNN {s['energy_pj_per_sample'] / 1e6:.3f} uJ vs ANN "
-        f"{s['ann_energy_pj_per_sample'] / 1e6:.3f} uJ ({100 * (1 - s['energy_pj_per_sample'] / s['ann_energy_pj_per_sample']):.1f} % less)",
+        f"{s['ann_energy_pj_per_sample'] / 1e6:.3f} uJ ({_relative(s['energy_pj_per_sample'], s['ann_energy_pj_per_sample'])})",
         "",
         "layer".ljust(32) + "phi  theta-ratio   spikes/sample   synops/sample",
     ]
