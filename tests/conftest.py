@@ -1,11 +1,11 @@
-"""Shared pytest fixtures (kept minimal: model builders live in tests/models.py)."""
+"""Shared pytest fixtures (kept minimal: model builders live in tests/onnx_fixtures.py)."""
 import pytest
 
 
 @pytest.fixture(scope="session")
 def onnx_model(tmp_path_factory):
-    """`onnx_model(key) -> Path`: build (once per session) a model from tests/models.py."""
-    import models
+    """`onnx_model(key) -> Path`: build (once per session) a model from tests/onnx_fixtures.py."""
+    import onnx_fixtures as models
 
     directory = tmp_path_factory.mktemp("onnx_models")
 

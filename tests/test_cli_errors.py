@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 import pytest
 
-import models
+import onnx_fixtures as models
 
 
 def run_cli(*args, cwd=None, timeout=120):

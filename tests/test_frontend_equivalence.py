@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 import pytest
 
-import models
+import onnx_fixtures as models
 
 import adacal
 import adacal.errors
