@@ -15,9 +15,6 @@ from adacal.errors import AdacalError
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 
-# commands of architecture.md that later issues build; they exist so --help
-# lists the whole interface, and say plainly that they are not built yet.
-PLANNED: dict = {}
 XYLO_DEVICES = ("xylo-audio2", "xylo-audio3", "xylo-imu")
 
 
@@ -85,9 +82,6 @@ def build_parser() -> argparse.ArgumentParser:
     vf.add_argument("--data", required=True, metavar="DATA.npz")
     vf.add_argument("--samples", type=int, default=10, help="samples to compare (default 10)")
     vf.add_argument("--json", action="store_true")
-    for name, text in PLANNED.items():
-        sp = sub.add_parser(name, help=f"{text} (not built yet)", description=f"{text}. Not built yet.")
-        sp.add_argument("args", nargs=argparse.REMAINDER)
     return p
 
 
@@ -254,11 +248,7 @@ def main(argv=None) -> int:
             return cmd_compile(args, "xylo", args.device)
         if args.command == "simulate":
             return cmd_simulate(args)
-        if args.command == "verify":
-            return cmd_verify(args)
-        sys.stderr.write(f"adacal: error: '{args.command}' is not built yet in adacal "
-                         f"{__import__('adacal').__version__}\n")
-        return EXIT_USAGE
+        return cmd_verify(args)  # argparse admits no other command
     except AdacalError as e:
         sys.stderr.write(f"adacal: error: {e}\n")
         return EXIT_USAGE
