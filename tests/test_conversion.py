@@ -617,16 +617,17 @@ def test_threshold_ratio_search_against_independent_recomputation(n, T):
     # every row's r = 1.0 entry is the same unscaled network
     np.testing.assert_allclose(sens[:, 0], sens[0, 0], rtol=1e-9)
     # the budget as documented in threshold_ratio_search (a deliberate reading of
-    # method.md §6): Σ_l [S_l(r_l) − S_l(1)] ≤ λ·S_0
-    budget = sens[:, 0].sum() + lam * sens[0, 0]
+    # method.md §6): Σ_l [S_l(r_l) − S_l(1)] ≤ λ·max(S_0, MIN_REFERENCE_KL)
+    from adacal.passes.threshold_ratio_search import MIN_REFERENCE_KL, PRUNE_FACTOR
+    allowance = lam * max(sens[0, 0], MIN_REFERENCE_KL)
+    budget = sens[:, 0].sum() + allowance
     assert res.budget == pytest.approx(budget, rel=1e-9)
     # a row is cut off (infinite divergence) right after the first ratio whose
     # divergence alone exceeds PRUNE_FACTOR budgets; measured entries match
-    from adacal.passes.threshold_ratio_search import PRUNE_FACTOR
     for li in range(2):
         measured = np.isfinite(res.sensitivity[li])
         last = int(measured.sum()) - 1
-        over = np.flatnonzero(sens[li, 1:] - sens[li, 0] > PRUNE_FACTOR * lam * sens[0, 0])
+        over = np.flatnonzero(sens[li, 1:] - sens[li, 0] > PRUNE_FACTOR * allowance)
         assert last == (over[0] + 1 if len(over) else len(RATIOS) - 1)
         np.testing.assert_allclose(res.sensitivity[li, measured], sens[li, measured], rtol=1e-6, atol=1e-12)
         np.testing.assert_allclose(res.synops[li, measured], syn[li, measured], rtol=1e-9)
@@ -635,6 +636,23 @@ def test_threshold_ratio_search_against_independent_recomputation(n, T):
     idx = [RATIOS.index(r) for r in res.chosen]
     assert syn[0, idx[0]] + syn[1, idx[1]] == pytest.approx(best, rel=1e-9)
     assert sens[0, idx[0]] + sens[1, idx[1]] <= budget * (1 + 1e-9)
+
+
+def test_threshold_ratio_search_has_room_when_the_snn_already_matches_the_reference():
+    """With S_0 = 0 (the reference is the SNN's own output) a purely relative
+    allowance would forbid every change; the floor MIN_REFERENCE_KL gives the
+    search λ·1e-4 nats, and what it picks stays inside that."""
+    from adacal.passes.threshold_ratio_search import MIN_REFERENCE_KL, search_threshold_ratios
+    ann, x, acts, _ = _search_net(60)
+    T = 8
+    snn = bias_correction.correct(set_thresholds(to_spiking(ann, 4), acts, T), acts, x, T, "light")
+    fan = fanout_maps(snn)
+    own, _ = simulate(snn, x, T, fanout=fan)
+    res = search_threshold_ratios(snn, own.mean_output(), x, T, 1.0, fan)
+    assert res.sensitivity[0, 0] == pytest.approx(0.0, abs=1e-12)
+    assert res.budget == pytest.approx(MIN_REFERENCE_KL, rel=1e-6)
+    idx = [list(res.ratios).index(r) for r in res.chosen]
+    assert sum(res.sensitivity[i, j] for i, j in enumerate(idx)) <= res.budget * (1 + 1e-9)
 
 
 # ---------------------------------------------------------------------------
