@@ -610,13 +610,18 @@ def check_ii(res: dict) -> tuple[bool, str] | None:
         pick = min(good, key=lambda r: r["synops_per_sample"]) if good else best_a
         ratio = best_p["synops_per_sample"] / max(pick["synops_per_sample"], 1e-9)
         this = bool(good) and ratio >= 10
+        # method.md §8's Loihi 2 convention (a burst is one graded event): events x fan-out
+        gpick = min(good, key=lambda r: r["graded_synops_per_sample"]) if good else best_a
+        gratio = best_p["graded_synops_per_sample"] / max(gpick["graded_synops_per_sample"], 1e-9)
         ok = ok and this
         parts.append(f"[{label}] peers' best {100 * best_p['accuracy']:.2f} % ({best_p['method']}, T={best_p['T']}"
                      f" of ≤{tmax}, {best_p['synops_per_sample'] / 1e6:.4g} M synops); adacal best "
                      f"{100 * best_a[akey]:.2f} % ({best_a['method']}, T={best_a['T']}); cheapest adacal row "
                      f"{'≥ peers' if good else '(none ≥ peers; best shown)'}: {pick['method']} T={pick['T']} "
                      f"{100 * pick[akey]:.2f} %, {pick['synops_per_sample'] / 1e6:.4g} M synops -> "
-                     f"{ratio:.1f}x fewer{'' if this else ' [fails]'}")
+                     f"{ratio:.1f}x fewer{'' if this else ' [fails]'} (graded synops, Loihi 2 convention: "
+                     f"{gpick['method']} T={gpick['T']} {gpick['graded_synops_per_sample'] / 1e6:.4g} M -> "
+                     f"{gratio:.1f}x fewer)")
     if not parts:
         return None
     return ok, "; ".join(parts), bool(res.get("peer_sweep_rows"))
