@@ -25,10 +25,12 @@ def _channel_mean(a: torch.Tensor) -> np.ndarray:
     return a.transpose(0, 1).reshape(a.shape[1], -1).mean(dim=1).double().numpy()
 
 
-def correct(snn: ir.Graph, acts: dict[str, np.ndarray], x: np.ndarray, T: int, mode: str = "light") -> ir.Graph:
+def correct(snn: ir.Graph, acts: dict[str, np.ndarray], x: np.ndarray, T: int, mode: str = "light",
+            progress=None) -> ir.Graph:
     """Bias (and for 'advanced' potential) correction of every neuron layer.
 
     acts[name]: the ANN's post-ReLU values at each neuron layer for x.
+    progress: optional callable, called once per corrected layer.
     """
     if mode == "none":
         return snn
@@ -44,6 +46,8 @@ def correct(snn: ir.Graph, acts: dict[str, np.ndarray], x: np.ndarray, T: int, m
             gap = (ann - out.mean(dim=0)).mean(dim=0).numpy() * T
             base = 0 if op.v_init is None else op.v_init
             op = replace(op, v_init=(base + gap).astype(np.float32))
+        if progress:
+            progress()
         return op
 
     _, snn = simulate(snn, x, T, neuron_hook=hook)

@@ -108,11 +108,13 @@ def channel_thresholds(y: np.ndarray, T: int, phi: int, method: str = "mse") -> 
 
 
 def set_thresholds(snn: ir.Graph, acts: dict[str, np.ndarray], T: int, method: str = "mse",
-                   layers: list[str] | None = None) -> ir.Graph:
+                   layers: list[str] | None = None, progress=None) -> ir.Graph:
     """Set every (or the named) neuron layer's thresholds from ANN activations
     `acts[name]` (post-ReLU values of the same node in the ANN), using each
-    layer's own max_spikes."""
+    layer's own max_spikes.  progress: optional callable, called once per layer."""
     for name in layers or neuron_names(snn):
         op = snn.node(name).op
         snn = set_neuron(snn, name, threshold=channel_thresholds(acts[name], T, op.max_spikes, method))
+        if progress:
+            progress()
     return snn
