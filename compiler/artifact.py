@@ -17,6 +17,7 @@ import numpy as np
 
 from adacal.errors import AdacalError
 from adacal.output import MANIFEST, write_output_dir
+from adacal.progress import noop_advance, progress_task
 
 TARGETS = ("loihi2", "xylo")
 
@@ -31,7 +32,14 @@ class Artifact:
     def target(self) -> str:
         return self.manifest["target"]
 
-    def simulate(self, x: np.ndarray, y=None, adaptive: bool = False) -> dict:
+    def simulate(self, x: np.ndarray, y=None, adaptive: bool = False, log=None) -> dict:
+        """log: optional message callable or adacal.progress.Reporter."""
+        if log:
+            log(f"simulating {len(x)} samples bit-accurately ({self.target}) ...")
+        with progress_task(log, "bit-accurate simulation", None, f"{len(x)} samples"):
+            return self._simulate(x, y, adaptive)
+
+    def _simulate(self, x: np.ndarray, y, adaptive: bool) -> dict:
         if self.target == "xylo":
             return _simulate_xylo(self, x, y, adaptive)
         from adacal.passes import adaptive_timesteps
@@ -64,18 +72,25 @@ class Artifact:
                 "energy_pj_per_sample": e, "predictions": pred.tolist(),
                 "seconds": time.perf_counter() - t0}
 
-    def verify(self, x: np.ndarray, samples: int | None = None) -> dict:
+    def verify(self, x: np.ndarray, samples: int | None = None, log=None) -> dict:
+        """log: optional message callable or adacal.progress.Reporter (a
+        progress bar over the reference's samples)."""
         if self.target == "xylo":
-            return _verify_xylo(self, x[:samples] if samples else x)
+            return _verify_xylo(self, x[:samples] if samples else x, log)
         from adacal.backends.loihi2.lava_net import run_lava
         from adacal.runtime_sim.int_sim import simulate_int
 
         x = x[:samples] if samples else x
         low = self.lowering
+        if log:
+            log(f"verify: adacal's bit-accurate simulator on {len(x)} samples ...")
         t0 = time.perf_counter()
         ours, _ = simulate_int(low.graph, x, low.timesteps, record_payloads=True)
         t1 = time.perf_counter()
-        ref = run_lava(low.graph, x, low.timesteps)
+        if log:
+            log(f"verify: Lava (Loihi2SimCfg fixed_pt) on {len(x)} samples ...")
+        with progress_task(log, "Lava run", len(x), "samples") as advance:
+            ref = run_lava(low.graph, x, low.timesteps, progress=None if advance is noop_advance else advance)
         t2 = time.perf_counter()
         first, bad = _compare(ours.payloads, ours.readout, ref["payloads"], ref["readout"], low.graph)
         return {"samples": len(x), "reference": "lava-fixed_pt", "mismatched_samples": int(bad.sum()),
@@ -174,9 +189,13 @@ def _lower_loihi2(conv, xc, val, log):
         xv, yv = val if isinstance(val, tuple) else (val, None)
         if log:
             log("evaluating float and bit-accurate networks ...")
-        flt = evaluate(conv, xv, yv, adaptive=False)
-        bit = evaluate_loihi2(conv, low, xv, yv)
-        errors = layer_errors(conv.snn, low, xv)
+        with progress_task(log, "evaluation", 3, "float SNN, bit-accurate, layer errors") as advance:
+            flt = evaluate(conv, xv, yv, adaptive=False)
+            advance()
+            bit = evaluate_loihi2(conv, low, xv, yv)
+            advance()
+            errors = layer_errors(conv.snn, low, xv)
+            advance()
         summary.update({k: flt[k] for k in ("ann_accuracy", "ann_energy_pj_per_sample", "ann_macs_per_sample")})
         summary.update({
             "float_snn_accuracy": flt["snn_accuracy"], "snn_accuracy": bit["accuracy"],
@@ -347,7 +366,7 @@ def _simulate_xylo(art: Artifact, x, y, adaptive: bool) -> dict:
     return res
 
 
-def _verify_xylo(art: Artifact, x) -> dict:
+def _verify_xylo(art: Artifact, x, log=None) -> dict:
     """adacal's xylo_sim.simulate against Rockpool's XyloSim on the encoded
     inputs: every hidden neuron's events per step, the output Vmem and the
     output events."""
@@ -355,10 +374,15 @@ def _verify_xylo(art: Artifact, x) -> dict:
 
     low = art.lowering
     enc = low.encode(np.asarray(x, np.float32))
+    if log:
+        log(f"verify: adacal's Xylo simulator on {len(x)} samples ...")
     t0 = time.perf_counter()
     ours = xylo_sim.simulate(low.spec, enc, record_isyn=False)
     t1 = time.perf_counter()
-    ref = xylo_sim.run_xylosim(low.spec, enc, low.device)
+    if log:
+        log(f"verify: XyloSim ({low.device}) on {len(x)} samples ...")
+    with progress_task(log, "XyloSim run", len(x), "samples") as advance:
+        ref = xylo_sim.run_xylosim(low.spec, enc, low.device, progress=None if advance is noop_advance else advance)
     t2 = time.perf_counter()
     n = len(x)
     # hidden id -> (layer name, index in the layer)
@@ -420,7 +444,7 @@ def _lower_xylo(conv, xc, val, device, seed, log):
     t = time.perf_counter()
     if log:
         log(f"lowering to {device} integers and calibrating on the Xylo arithmetic ...")
-    low = lower_xylo(conv.snn, xc, device, conv.options.timesteps, ann=conv.ann, seed=seed)
+    low = lower_xylo(conv.snn, xc, device, conv.options.timesteps, ann=conv.ann, seed=seed, log=log)
     timings = {"lowering": time.perf_counter() - t}
     spec = low.spec
     desc = _xylo_description(low)
@@ -437,8 +461,11 @@ def _lower_xylo(conv, xc, val, device, seed, log):
         xv, yv = val if isinstance(val, tuple) else (val, None)
         if log:
             log("evaluating float and bit-accurate (Xylo) networks ...")
-        flt = evaluate(conv, xv, yv, adaptive=False)
-        bit = _xylo_metrics(low, xv, yv)
+        with progress_task(log, "evaluation", 2, "float SNN, bit-accurate") as advance:
+            flt = evaluate(conv, xv, yv, adaptive=False)
+            advance()
+            bit = _xylo_metrics(low, xv, yv)
+            advance()
         summary.update({k: flt[k] for k in ("ann_accuracy", "ann_energy_pj_per_sample", "ann_macs_per_sample")})
         summary.update({
             "float_snn_accuracy": flt["snn_accuracy"], "snn_accuracy": bit["accuracy"],

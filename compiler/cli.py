@@ -27,7 +27,10 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="adacal", description="ONNX -> calibrated burst-spiking networks "
-                "(Adaptive Calibration) for Loihi 2 and Xylo.")
+                "(Adaptive Calibration) for Loihi 2 and Xylo.",
+                epilog="Progress (messages, and bars on a terminal) goes to stderr only; --quiet and --json "
+                "turn it off, and stdout holds only the result. Not on a terminal: plain occasional lines. "
+                "ADACAL_PROGRESS=auto|rich|plain|off overrides the detection.")
     from adacal import __version__
     p.add_argument("--version", action="version", version=f"adacal {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -77,11 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--data", required=True, metavar="DATA.npz")
     sm.add_argument("--adaptive-timesteps", action="store_true", help="use the stored exit policy")
     sm.add_argument("--json", action="store_true")
+    sm.add_argument("--quiet", action="store_true", help="no progress messages")
     vf = sub.add_parser("verify", help="check a compiled artifact against the vendor's bit-accurate model")
     vf.add_argument("artifact", metavar="OUTDIR")
     vf.add_argument("--data", required=True, metavar="DATA.npz")
     vf.add_argument("--samples", type=int, default=10, help="samples to compare (default 10)")
     vf.add_argument("--json", action="store_true")
+    vf.add_argument("--quiet", action="store_true", help="no progress messages")
     return p
 
 
@@ -130,9 +135,23 @@ def conversion_options(args):
 
 
 def _log(args):
-    if args.quiet or args.json:
+    """The command's progress reporter (adacal.progress.Reporter: messages and
+    progress bars on stderr), or None with --quiet or --json: stdout holds the
+    result alone, and with --json/--quiet stderr holds errors alone."""
+    if getattr(args, "quiet", False) or getattr(args, "json", False):
         return None
-    return lambda msg: sys.stderr.write(f"adacal: {msg}\n")
+    rep = getattr(args, "_reporter", None)
+    if rep is None:
+        from adacal.progress import Reporter
+        rep = args._reporter = Reporter.from_env(sys.stderr)
+    return rep
+
+
+def _close_log(args) -> None:
+    """Stop the progress display (before the result or an error is printed)."""
+    rep = getattr(args, "_reporter", None)
+    if rep is not None:
+        rep.close()
 
 
 def cmd_convert(args) -> int:
@@ -151,6 +170,7 @@ def cmd_convert(args) -> int:
         from adacal.pipeline import manifest
         write_output_dir(args.out, {"manifest.json": manifest(conv, args.model, "float"),
                                     "report.json": summary, "network.txt": str(conv.snn)}, force=args.force)
+    _close_log(args)
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return EXIT_OK
 
@@ -178,6 +198,7 @@ def cmd_compile(args, target: str, device: str | None = None) -> int:
     g, calib, val = _load_model_and_data(args)
     _, summary = compile_model(g, target, calib, args.out, val=val, options=opts, force=args.force,
                                log=_log(args), model_path=args.model, device=device)
+    _close_log(args)
     print(json.dumps(summary, indent=2) if args.json else format_compile_summary(summary, args.out))
     return EXIT_OK
 
@@ -194,8 +215,9 @@ def _artifact_and_data(args):
 
 def cmd_simulate(args) -> int:
     art, x, y = _artifact_and_data(args)
-    res = art.simulate(x, y, adaptive=args.adaptive_timesteps)
+    res = art.simulate(x, y, adaptive=args.adaptive_timesteps, log=_log(args))
     res.pop("predictions")
+    _close_log(args)
     if args.json:
         print(json.dumps(res, indent=2))
     else:
@@ -210,7 +232,8 @@ def cmd_verify(args) -> int:
     art, x, _ = _artifact_and_data(args)
     if args.samples < 1:
         raise AdacalError(f"--samples must be >= 1, got {args.samples}")
-    res = art.verify(x, args.samples)
+    res = art.verify(x, args.samples, log=_log(args))
+    _close_log(args)
     if args.json:
         print(json.dumps(res, indent=2))
     elif res["first_mismatch"] is None:
@@ -238,23 +261,31 @@ def cmd_inspect(args) -> int:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "inspect":
-            return cmd_inspect(args)
-        if args.command == "convert":
-            return cmd_convert(args)
-        if args.command == "compile-loihi2":
-            return cmd_compile(args, "loihi2")
-        if args.command == "compile-xylo":
-            return cmd_compile(args, "xylo", args.device)
-        if args.command == "simulate":
-            return cmd_simulate(args)
-        return cmd_verify(args)  # argparse admits no other command
+        return _dispatch(args)
     except AdacalError as e:
+        _close_log(args)  # clear the progress bars before the message
         sys.stderr.write(f"adacal: error: {e}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
+        _close_log(args)
         sys.stderr.write("adacal: interrupted\n")
         return 130
+    finally:
+        _close_log(args)
+
+
+def _dispatch(args) -> int:
+    if args.command == "inspect":
+        return cmd_inspect(args)
+    if args.command == "convert":
+        return cmd_convert(args)
+    if args.command == "compile-loihi2":
+        return cmd_compile(args, "loihi2")
+    if args.command == "compile-xylo":
+        return cmd_compile(args, "xylo", args.device)
+    if args.command == "simulate":
+        return cmd_simulate(args)
+    return cmd_verify(args)  # argparse admits no other command
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from adacal.frontends.onnx import load_onnx
 from adacal.passes import adaptive_timesteps, bias_correction, cleanup
 from adacal.passes.burst_search import search_max_spikes, with_max_spikes
 from adacal.passes.threshold_ratio_search import scale_thresholds, search_threshold_ratios
+from adacal.passes import threshold_ratio_search
+from adacal.progress import progress_task
 from adacal.passes.thresholds import parse_method, set_thresholds
 from adacal.passes.to_spiking import neuron_names, to_spiking
 from adacal.runtime_sim import energy
@@ -82,6 +84,12 @@ class _Steps:
             self.log(f"{name}: {self.timings[name]:.1f} s")
         return out
 
+    def counted(self, name: str, total: int, unit: str, fn, *args, **kw):
+        """run() with a progress task of `total` steps: fn gets progress=advance
+        (a no-op unless log is an adacal.progress.Reporter)."""
+        with progress_task(self.log, name, max(int(total), 0), unit) as advance:
+            return self.run(name, fn, *args, progress=advance, **kw)
+
 
 def _table(a: np.ndarray) -> list:
     """A search table for JSON: entries a search left out (inf) become null."""
@@ -103,23 +111,28 @@ def convert_graph(ann: ir.Graph, x_cal: np.ndarray, y_cal, opts: ConvertOptions,
     acts = ann.activations(x_cal, names)
     ann_out = ann.run(x_cal)
     conv = Conversion(ann, snn, opts)
-    snn = steps.run("thresholds", set_thresholds, snn, acts, T, opts.threshold)
+    snn = steps.counted("thresholds", len(names), "layers", set_thresholds, snn, acts, T, opts.threshold)
     if opts.search_spikes:
-        res = steps.run("burst-cap search", search_max_spikes, snn, acts, ann_out, x_cal, T,
-                        tuple(opts.spike_range), opts.max_spikes, opts.energy_budget, opts.threshold)
+        lo, hi = opts.spike_range
+        res = steps.counted("burst-cap search", len(names) * (hi - lo + 1), "layer x cap trials",
+                            search_max_spikes, snn, acts, ann_out, x_cal, T,
+                            tuple(opts.spike_range), opts.max_spikes, opts.energy_budget, opts.threshold)
         for name, phi in zip(res.layers, res.chosen):
             snn = with_max_spikes(snn, acts, T, name, phi, opts.threshold)
         conv.searches["burst_caps"] = {"candidates": list(res.candidates), "chosen": list(res.chosen),
                                        "budget_spikes": res.budget,
                                        "sensitivity": _table(res.sensitivity), "spikes": _table(res.spikes)}
-    snn = steps.run("calibration", bias_correction.correct, snn, acts, x_cal, T, opts.calibration)
+    snn = steps.counted("calibration", len(names), "layers", bias_correction.correct, snn, acts, x_cal, T,
+                        opts.calibration)
     if opts.search_thresholds:
         fan = energy.fanout_maps(snn)
-        res = steps.run("threshold-ratio search", search_threshold_ratios, snn, ann_out, x_cal, T,
-                        opts.sensitivity_budget, fan)
+        trials = len(names) * (len(threshold_ratio_search.RATIOS) - 1)  # at most: the search prunes
+        res = steps.counted("threshold-ratio search", trials, "layer x ratio trials", search_threshold_ratios,
+                            snn, ann_out, x_cal, T, opts.sensitivity_budget, fan)
         conv.threshold_ratios = dict(zip(res.layers, res.chosen))
         snn = scale_thresholds(snn, conv.threshold_ratios)
-        snn = steps.run("calibration after ratios", bias_correction.correct, snn, acts, x_cal, T, opts.calibration)
+        snn = steps.counted("calibration after ratios", len(names), "layers", bias_correction.correct, snn, acts,
+                            x_cal, T, opts.calibration)
         conv.searches["threshold_ratios"] = {"ratios": list(res.ratios), "chosen": list(res.chosen),
                                              "budget_kl": res.budget, "sensitivity": _table(res.sensitivity),
                                              "synops": _table(res.synops)}
@@ -214,7 +227,10 @@ def convert(model, calib, val=None, options: ConvertOptions | None = None, log=N
                "exit_policy": conv.exit_policy.as_dict() if conv.exit_policy else None}
     if val is not None:
         xv, yv = val if isinstance(val, tuple) else (val, None)
-        summary.update(evaluate(conv, np.asarray(xv, np.float32), yv))
+        if log:
+            log(f"evaluating on {len(xv)} samples ...")
+        with progress_task(log, "evaluation", None, "float SNN"):
+            summary.update(evaluate(conv, np.asarray(xv, np.float32), yv))
     summary["seconds"] = time.perf_counter() - t0
     return conv, summary
 

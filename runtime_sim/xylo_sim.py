@@ -912,7 +912,7 @@ def _replay_sparse(x0, c_full, si, ki, plan, max_pairs: int = 1 << 22) -> np.nda
 # ----------------------------------------------------------------------
 # XyloSim itself
 # ----------------------------------------------------------------------
-def run_xylosim(spec, inputs, device: str = "xylo-audio2") -> XyloResult:
+def run_xylosim(spec, inputs, device: str = "xylo-audio2", progress=None) -> XyloResult:
     """Run Rockpool's XyloSim (xylosim 0.1.3, no samna needed) for
     ``device`` on ``inputs`` (N, T, Nin): one module built from
     ``spec.as_kwargs()``, one sample at a time with ``reset_state()`` before
@@ -963,4 +963,6 @@ def run_xylosim(spec, inputs, device: str = "xylo-audio2") -> XyloResult:
             expect = res.vmem_out[i] if spec.output_mode == "Vmem" else res.isyn_out[i]
             if not np.array_equal(np.asarray(out).reshape(T, n_out), expect):
                 raise RuntimeError("XyloSim output does not match its own recording")
+        if progress:  # optional callable, once per sample
+            progress()
     return res

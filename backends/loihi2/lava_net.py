@@ -497,8 +497,12 @@ def _sign_mode_enum(mode: str):
             la.INHIBITORY: SignMode.INHIBITORY}[mode]
 
 
+#: run_lava with a progress callback: at most this many Lava runs
+PROGRESS_CHUNKS = 20
+
+
 def run_lava(g: ir.Graph, x: np.ndarray, T: int, *, record: bool = True,
-             check_depth: bool = True, strict: bool = True) -> dict:
+             check_depth: bool = True, strict: bool = True, progress=None) -> dict:
     """Run the integer graph g on Lava (Loihi2SimCfg(select_tag='fixed_pt')).
 
     x: float array (N, *input_shape), quantised with nodes[0]'s GradedInput;
@@ -513,6 +517,10 @@ def run_lava(g: ir.Graph, x: np.ndarray, T: int, *, record: bool = True,
     for feature maps).  check_depth: each neuron's ``depth`` must equal its
     Lava latency.  strict: refuse (ValueError) a Dense split over Concat
     parts with weight_exp < 0 instead of warning (see the module doc).
+    progress: optional callable ``progress(n)``; given, the run is split into
+    at most PROGRESS_CHUNKS consecutive runs of whole samples (the same steps,
+    so the same results) and progress(k) is called after each with its k
+    samples.
     Raises ValueError, naming the node, for what Lava cannot express
     (asymmetric Conv padding, unbalanced paths, a Conv reading anything but
     whole populations concatenated along channels, ...).
@@ -623,7 +631,14 @@ def run_lava(g: ir.Graph, x: np.ndarray, T: int, *, record: bool = True,
     t_built = time.perf_counter()
     got = {}
     try:
-        sink_out.run(condition=RunSteps(num_steps=steps), run_cfg=lava_fixed_pt_run_config())
+        if progress is None:
+            sink_out.run(condition=RunSteps(num_steps=steps), run_cfg=lava_fixed_pt_run_config())
+        else:
+            cfg, per = lava_fixed_pt_run_config(), -(-n_samples // PROGRESS_CHUNKS)
+            for s0 in range(0, n_samples, per):
+                k = min(per, n_samples - s0)
+                sink_out.run(condition=RunSteps(num_steps=k * P), run_cfg=cfg)
+                progress(k)
         t_ran = time.perf_counter()
         got["__readout__"] = sink_out.data.get()
         for name, s in sinks.items():
