@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.adacal-installed
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q -c requirements/constraints.txt
 OUT    := examples/out
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench clean chromium
 
 install: $(STAMP)
 
@@ -39,8 +39,18 @@ demo: install
 		--val $(OUT)/digits16_test.npz --device xylo-audio3 --timesteps 16 -o $(OUT)/xylo --force
 	$(BIN)/adacal verify $(OUT)/xylo --data $(OUT)/digits16_test.npz --samples 50
 
-test: install
+test: install chromium
 	$(BIN)/python -m pytest -q
+
+# headless Chromium renders report.html in tests/test_report_html.py (Debian's package; CI runs as root
+# with the package registry reachable).  Installed only when missing; a failed install stops `make test`.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (apt-get) for tests/test_report_html.py ..."; \
+	  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	    --no-install-recommends chromium fonts-dejavu-core >/dev/null; } \
+	  || { echo "error: could not install chromium with apt-get (needed by tests/test_report_html.py)" >&2; exit 1; }
+	@command -v chromium >/dev/null 2>&1 || { echo "error: chromium is not on PATH after installing it" >&2; exit 1; }
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .hypothesis

@@ -161,7 +161,8 @@ def compile_model(model, target: str, calib, out_dir, val=None, options=None, fo
     summary["options"] = asdict(opts)
     summary["timings"] = {**conv.timings, **summary.get("timings", {})}
     summary["seconds"] = time.perf_counter() - t0
-    files = {**files, MANIFEST: man, "report.json": summary, "report.html": _html(summary)}
+    _add_plan_fields(summary, conv)
+    files = {**files, MANIFEST: man, "report.json": summary, "report.html": _report_html(summary, man)}
     path = write_output_dir(out_dir, files, force=force)
     art.path, art.manifest = path, man
     return art, summary
@@ -207,6 +208,7 @@ def _lower_loihi2(conv, xc, val, log):
             "per_layer": [{**L, "bit_accurate_spikes_per_sample": bit["per_layer_spikes"].get(L["name"]),
                            "float_int_relative_error": errors.get(L["name"])} for L in flt["per_layer"]],
         })
+        _add_loihi2_report_fields(summary, conv, low, xv, yv, flt)
     art = Artifact(Path("."), {}, low)
     return art, summary, {"network.h5": lambda p: write_network(low, p)}
 
@@ -454,6 +456,7 @@ def _lower_xylo(conv, xc, val, device, seed, log):
                             for l in low.layers],
                  "weights_nonzero": int(np.count_nonzero(spec.weights_in) + np.count_nonzero(spec.weights_rec)
                                         + np.count_nonzero(spec.weights_out))}
+    resources["limits"] = _xylo_limits(low.device)
     summary = {"target": "xylo", "device": low.device, "resources": resources, "timings": timings,
                "xylo": {k: desc[k] for k in ("neuron", "timesteps", "steps", "input_delay", "readout")},
                "calibration": low.calibration}
@@ -476,6 +479,7 @@ def _lower_xylo(conv, xc, val, device, seed, log):
             "float_snn_spikes_per_sample": flt.get("spikes_per_sample"),
             "per_layer": bit["per_layer"],
         })
+        _add_xylo_report_fields(summary, conv, low, np.asarray(xv, np.float32), yv, flt)
         timings["evaluation"] = time.perf_counter() - t - timings["lowering"]
     fields = xylo_spec_fields(spec)
     files = {XYLO_SPEC_NPZ: _npz_bytes(fields), XYLO_SPEC_JSON: _spec_json(fields)}
@@ -519,9 +523,110 @@ def load_artifact(path) -> Artifact:
     raise AdacalError(f"{p}: artifact target '{target}' cannot be simulated (expected one of {', '.join(TARGETS)})")
 
 
-def _html(summary: dict) -> str:
-    """A minimal self-contained report (the full report is issue 7's)."""
-    rows = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in summary.items()
-                   if not isinstance(v, (dict, list)))
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>adacal report</title></head><body>"
-            f"<h1>adacal report</h1><table>{rows}</table></body></html>\n")
+# ----------------------------------------------------------------------
+# report.html (adacal.report_html renders it from the summary)
+# ----------------------------------------------------------------------
+def _report_html(summary: dict, man: dict) -> bytes:
+    from adacal.report_html import render
+    return render(summary, man).encode("utf-8")
+
+
+QUANTISATION_METRIC = ("per neuron layer: ||a_int - a_float|| / ||a_float|| of the time-averaged outputs "
+                       "(a_int: the integer network's spikes x threshold value; a_float: the float SNN)")
+
+
+def _add_plan_fields(summary: dict, conv) -> None:
+    """The ANN's conversion plan (as `adacal inspect --json` lists it), the
+    searches' tables and the exit policy."""
+    from adacal.passes import conversion_plan
+    summary["plan"] = [e.as_dict() for e in conversion_plan(conv.ann)]
+    summary["searches"] = conv.searches
+    summary["exit_policy"] = conv.exit_policy.as_dict() if conv.exit_policy else None
+
+
+def _accuracy_by_step(pred_by_step: np.ndarray, y) -> list | None:
+    """(T, N) predictions after each step -> accuracy per step."""
+    return None if y is None else [float((p == np.asarray(y)).mean()) for p in pred_by_step]
+
+
+def _add_loihi2_report_fields(summary: dict, conv, low, x, y, flt: dict) -> None:
+    """Accuracy after each step (float and bit-accurate), per-layer bit-accurate
+    events / synops / energy, the quantisation error per layer and, with
+    --adaptive-timesteps, the stored exit policy run on the bit-accurate network."""
+    from adacal.lowering import ERROR_SAMPLES
+    from adacal.passes import adaptive_timesteps
+    from adacal.passes.fold_pooling import fold_pooling
+    from adacal.runtime_sim import energy
+    from adacal.runtime_sim.int_sim import simulate_int
+
+    T, n = low.timesteps, len(x)
+    summary["samples"] = n
+    res, _ = simulate_int(low.graph, x, T, fanout=energy.fanout_maps(fold_pooling(conv.snn)))
+    per_step = (res.readout.reshape(T, n, -1) + low.readout_bias.reshape(1, 1, -1)) / low.readout_scale
+    summary["float_snn_accuracy_by_timestep"] = flt["accuracy_by_timestep"]
+    summary["snn_accuracy_by_timestep"] = _accuracy_by_step(per_step.cumsum(axis=0).argmax(axis=2), y)
+    for L in summary["per_layer"]:
+        if L["name"] in res.synops:
+            syn = float(res.synops[L["name"]].sum() / n)
+            L["bit_accurate_events_per_sample"] = float(res.events[L["name"]].sum() / n)
+            L["bit_accurate_synops_per_sample"] = syn
+            L["bit_accurate_energy_pj_per_sample"] = energy.E_AC_PJ * syn
+    summary["quantisation_error"] = {
+        "metric": QUANTISATION_METRIC, "samples": min(n, ERROR_SAMPLES),
+        "layers": [{"name": L["name"], "relative_error": L["float_int_relative_error"]} for L in summary["per_layer"]]}
+    if conv.exit_policy is not None:
+        steps, pred = adaptive_timesteps.decide(per_step, conv.exit_policy)
+        used = np.arange(1, T + 1)[:, None] <= steps[None, :]
+        synops = float(sum((v * used).sum() for v in res.synops.values()) / n)
+        summary["adaptive_exit"] = {
+            **conv.exit_policy.as_dict(), "network": "bit-accurate",
+            "accuracy": None if y is None else float((pred == np.asarray(y)).mean()),
+            "avg_timesteps": float(steps.mean()), "exit_histogram": np.bincount(steps, minlength=T + 1)[1:].tolist(),
+            "energy_pj_per_sample": (energy.E_MAC_PJ * energy.input_macs(conv.snn) * float(steps.mean())
+                                     + energy.E_AC_PJ * synops)}
+
+
+def _xylo_limits(device: str) -> dict:
+    from adacal.backends.xylo.devices import get_device
+    d = get_device(device)
+    return {"inputs": d.n_inputs, "hidden_neurons": d.n_hidden, "outputs": d.n_outputs,
+            "synapses_per_neuron": d.synapses_per_neuron, "max_fanout": d.max_fanout,
+            "max_hidden_events_per_step": d.max_hidden_events}
+
+
+def _add_xylo_report_fields(summary: dict, conv, low, x, y, flt: dict, batch: int = 1024) -> None:
+    """Accuracy after each input step (float; Xylo: argmax of the output Vmem
+    after input step t, the last one being the readout), per-layer φ /
+    threshold ratio / float spikes / energy and the quantisation error per
+    layer (a_xylo = events x event value / T against the float SNN)."""
+    from adacal.lowering import ERROR_SAMPLES
+    from adacal.runtime_sim import energy
+    from adacal.runtime_sim.float_sim import simulate
+
+    T, S, n = low.timesteps, low.steps, len(x)
+    summary["samples"] = n
+    preds, first = [], None
+    for s in range(0, n, batch):
+        res = low.run(x[s:s + batch], record_isyn=False)
+        preds.append(res.vmem_out[:, S - T:, :].argmax(axis=2).T)  # (T, batch)
+        first = res if first is None else first
+    summary["float_snn_accuracy_by_timestep"] = flt["accuracy_by_timestep"]
+    summary["snn_accuracy_by_timestep"] = _accuracy_by_step(np.concatenate(preds, axis=1), y) if n else None
+    ne = min(n, ERROR_SAMPLES)
+    fres, _ = simulate(conv.snn, x[:ne], T, keep=tuple(l.name for l in low.layers))
+    errors = {}
+    for l in low.layers:
+        a_x = first.spikes[:ne, :l.window, l.first:l.stop].astype(np.float64).sum(axis=1) * l.event_value / T
+        a_f = np.asarray(fres.kept[l.name], np.float64).reshape(ne, -1)
+        errors[l.name] = float(np.linalg.norm(a_x - a_f) / max(np.linalg.norm(a_f), 1e-12))
+    fl = {L["name"]: L for L in flt["per_layer"]}
+    for L in summary["per_layer"]:
+        f = fl.get(L["name"], {})
+        L.update({"max_spikes": f.get("max_spikes"), "threshold_ratio": f.get("threshold_ratio"),
+                  "threshold_mean": f.get("threshold_mean"), "float_spikes_per_sample": f.get("spikes_per_sample"),
+                  "energy_pj_per_sample": energy.E_AC_PJ * L["synops_per_sample"],
+                  "float_int_relative_error": errors.get(L["name"])})
+    summary["quantisation_error"] = {
+        "metric": "per neuron layer: ||a_xylo - a_float|| / ||a_float|| of the time-averaged outputs (a_xylo: "
+                  "the layer's Xylo events x their value / T; a_float: the float SNN)", "samples": ne,
+        "layers": [{"name": k, "relative_error": v} for k, v in errors.items()]}

@@ -168,8 +168,10 @@ def cmd_convert(args) -> int:
     conv, summary = convert(g, calib, val, options=opts, log=_log(args))
     if args.out:
         from adacal.pipeline import manifest
-        write_output_dir(args.out, {"manifest.json": manifest(conv, args.model, "float"),
-                                    "report.json": summary, "network.txt": str(conv.snn)}, force=args.force)
+        from adacal.report_html import render
+        man = manifest(conv, args.model, "float")
+        write_output_dir(args.out, {"manifest.json": man, "report.json": summary, "network.txt": str(conv.snn),
+                                    "report.html": render(summary, man).encode("utf-8")}, force=args.force)
     _close_log(args)
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return EXIT_OK

@@ -14,7 +14,7 @@ import numpy as np
 from adacal import ir
 from adacal.errors import AdacalError
 from adacal.frontends.onnx import load_onnx
-from adacal.passes import adaptive_timesteps, bias_correction, cleanup
+from adacal.passes import adaptive_timesteps, bias_correction, cleanup, conversion_plan
 from adacal.passes.burst_search import search_max_spikes, with_max_spikes
 from adacal.passes.threshold_ratio_search import scale_thresholds, search_threshold_ratios
 from adacal.passes import threshold_ratio_search
@@ -224,7 +224,8 @@ def convert(model, calib, val=None, options: ConvertOptions | None = None, log=N
     xc, yc = pick_calibration(np.asarray(xc, np.float32), yc, opts.calib_samples, opts.seed)
     conv = convert_graph(ann, xc, yc, opts, log)
     summary = {"options": asdict(opts), "timings": conv.timings, "searches": conv.searches,
-               "exit_policy": conv.exit_policy.as_dict() if conv.exit_policy else None}
+               "exit_policy": conv.exit_policy.as_dict() if conv.exit_policy else None,
+               "plan": [e.as_dict() for e in conversion_plan(ann)]}  # what `adacal inspect --json` lists
     if val is not None:
         xv, yv = val if isinstance(val, tuple) else (val, None)
         if log:
