@@ -124,8 +124,10 @@ def _compare(pay_a, out_a, pay_b, out_b, g) -> tuple[dict | None, np.ndarray]:
 
 
 def compile_model(model, target: str, calib, out_dir, val=None, options=None, force: bool = False,
-                  log=None, device: str | None = None, model_path=None) -> tuple[Artifact, dict]:
-    """Convert, lower for `target`, evaluate and write the artifact directory."""
+                  log=None, device: str | None = None, model_path=None,
+                  emit_nir: bool = False) -> tuple[Artifact, dict]:
+    """Convert, lower for `target`, evaluate and write the artifact directory
+    (with emit_nir also network.nir: the float burst SNN as a NIR graph)."""
     from adacal.frontends.onnx import load_onnx
     from adacal.ir import Graph
     from adacal.passes import cleanup
@@ -150,10 +152,16 @@ def compile_model(model, target: str, calib, out_dir, val=None, options=None, fo
             raise AdacalError("--adaptive-timesteps is not supported for Xylo (the readout is the output "
                               "Vmem after the last step)")
     conv = convert_graph(ann, xc, yc, opts, log)
+    nir_file = None
+    if emit_nir:  # built before lowering: an export problem surfaces early
+        from adacal.backends.nir.export import nir_writer
+        nir_file = nir_writer(conv)
     if target == "xylo":
         art, summary, files, extra = _lower_xylo(conv, xc, val, device, opts.seed, log)
     else:
         (art, summary, files), extra = _lower_loihi2(conv, xc, val, log), {}
+    if nir_file is not None:
+        files = {**files, "network.nir": nir_file}
     man = manifest(conv, model_path or (model if not isinstance(model, Graph) else None), target)
     man["input_layer_macs"] = _input_macs(conv)
     man.update(extra)

@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--val", metavar="VAL.npz", help="validation data with labels y (for accuracy)")
     cv.add_argument("-o", "--out", metavar="DIR", help="write report.json (and the converted graph) into DIR")
     cv.add_argument("--force", action="store_true", help="replace DIR if it is an existing adacal output")
+    cv.add_argument("--emit-nir", action="store_true", help="also write the float burst SNN as a NIR graph, "
+                    "DIR/network.nir (needs -o)")
     add_conversion_options(cv)
     cv.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     cv.add_argument("--quiet", action="store_true", help="no progress messages")
@@ -59,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("-o", "--out", required=True, metavar="OUTDIR")
     cl.add_argument("--val", metavar="VAL.npz", help="validation data: accuracy of ANN, float and bit-accurate SNN")
     cl.add_argument("--force", action="store_true", help="replace OUTDIR if it is an existing adacal output")
+    cl.add_argument("--emit-nir", action="store_true", help="also write the float burst SNN as a NIR graph, "
+                    "OUTDIR/network.nir")
     add_conversion_options(cl)
     cl.add_argument("--json", action="store_true")
     cl.add_argument("--quiet", action="store_true")
@@ -72,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     cx.add_argument("--device", required=True, choices=XYLO_DEVICES, help="the Xylo device to compile for")
     cx.add_argument("--val", metavar="VAL.npz", help="validation data: accuracy of ANN, float and bit-accurate SNN")
     cx.add_argument("--force", action="store_true", help="replace OUTDIR if it is an existing adacal output")
+    cx.add_argument("--emit-nir", action="store_true", help="also write the float burst SNN as a NIR graph, "
+                    "OUTDIR/network.nir")
     add_conversion_options(cx)
     cx.add_argument("--json", action="store_true")
     cx.add_argument("--quiet", action="store_true")
@@ -161,6 +167,8 @@ def cmd_convert(args) -> int:
 
     opts = conversion_options(args)
     opts.check()
+    if args.emit_nir and not args.out:
+        raise AdacalError("--emit-nir needs an output directory for network.nir: add -o DIR")
     g, calib, val = _load_model_and_data(args)
     if args.out:
         from adacal.output import check_output_dir
@@ -170,8 +178,12 @@ def cmd_convert(args) -> int:
         from adacal.pipeline import manifest
         from adacal.report_html import render
         man = manifest(conv, args.model, "float")
-        write_output_dir(args.out, {"manifest.json": man, "report.json": summary, "network.txt": str(conv.snn),
-                                    "report.html": render(summary, man).encode("utf-8")}, force=args.force)
+        files = {"manifest.json": man, "report.json": summary, "network.txt": str(conv.snn),
+                 "report.html": render(summary, man).encode("utf-8")}
+        if args.emit_nir:
+            from adacal.backends.nir.export import nir_writer
+            files["network.nir"] = nir_writer(conv)
+        write_output_dir(args.out, files, force=args.force)
     _close_log(args)
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return EXIT_OK
@@ -199,7 +211,7 @@ def cmd_compile(args, target: str, device: str | None = None) -> int:
     check_output_dir(args.out, args.force)
     g, calib, val = _load_model_and_data(args)
     _, summary = compile_model(g, target, calib, args.out, val=val, options=opts, force=args.force,
-                               log=_log(args), model_path=args.model, device=device)
+                               log=_log(args), model_path=args.model, device=device, emit_nir=args.emit_nir)
     _close_log(args)
     print(json.dumps(summary, indent=2) if args.json else format_compile_summary(summary, args.out))
     return EXIT_OK
