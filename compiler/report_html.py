@@ -135,7 +135,8 @@ def table(header, rows, numeric=(), total=None, cls: dict | None = None) -> str:
     """header: column names; rows: lists of already formatted strings;
     numeric: indices of right-aligned columns; total: an optional last row;
     cls: {column index: function(cell text) -> css class}."""
-    out = ["<div class='scroll'><table><thead><tr>", "".join(f"<th>{esc(h)}</th>" for h in header), "</tr></thead><tbody>"]
+    out = ["<div class='scroll'><table><thead><tr>", "".join(f"<th>{esc(h)}</th>" for h in header),
+           "</tr></thead><tbody>"]
     for r, row in enumerate(list(rows) + ([total] if total else [])):
         tr = "<tr class='total'>" if total and r == len(rows) else "<tr>"
         cells = []
@@ -240,7 +241,8 @@ def line_chart(chart_id: str, xs, series, x_label: str, y_label: str, y_range=No
         return Tp + ph - (y - lo) / (hi - lo) * ph
 
     out = [f"<svg class='chart' id='{esc(chart_id)}' width='{width}' "
-           f"height='{height}' viewBox='0 0 {width} {height}' role='img' aria-label='{esc(y_label)} vs {esc(x_label)}'>"]
+           f"height='{height}' viewBox='0 0 {width} {height}' role='img' "
+           f"aria-label='{esc(y_label)} vs {esc(x_label)}'>"]
     for t in ticks:
         out.append(f"<line class='grid' x1='{L}' x2='{L + pw}' y1='{py(t):.1f}' y2='{py(t):.1f}'/>"
                    f"<text x='{L - 6}' y='{py(t) + 4:.1f}' text-anchor='end'>{esc(y_format(t))}</text>")
@@ -431,8 +433,9 @@ def section_plan(s: dict) -> str:
              e["role"], e.get("detail", "")) for e in plan]
     total = ("total", "", "", num(sum(e["params"] for e in plan)), num(sum(e["macs"] for e in plan)), "", "")
     bad = [e for e in plan if e["role"] == "unsupported"]
-    head = note(f"{len(plan)} nodes of the cleaned-up ANN; {sum(e['role'] == 'spiking' for e in plan)} become "
-                f"spiking layers; MACs are per sample. "
+    k = sum(e["role"] == "spiking" for e in plan)
+    head = note(f"{len(plan)} nodes in the cleaned-up ANN, {k} spiking layer{'s' if k != 1 else ''}; "
+                f"MACs are per sample. "
                 + ("Convertible." if not bad else f"NOT convertible: {len(bad)} unsupported node(s)."))
     return head + table(("layer", "op", "output shape", "params", "MACs", "becomes", "detail"), rows,
                         numeric=(3, 4), total=total, cls={5: lambda c: f"role-{c}"})
@@ -465,7 +468,7 @@ def section_accuracy(s: dict) -> str:
                      energy(s.get("energy_pj_per_sample")), f"{num(s.get('synops_per_sample'))} synops"))
         ad = s.get("adaptive_exit")
         if ad:
-            rows.append((f"bit-accurate SNN, adaptive exit", pct(ad.get("accuracy")), num(ad.get("avg_timesteps")),
+            rows.append(("bit-accurate SNN, adaptive exit", pct(ad.get("accuracy")), num(ad.get("avg_timesteps")),
                          energy(ad.get("energy_pj_per_sample")), ""))
     out = [table(("network", "accuracy", "timesteps", "energy / sample", "work / sample"), rows, numeric=(1, 2, 3))]
     if s.get("agreement_with_ann") is not None:
@@ -572,7 +575,8 @@ def section_neurons(s: dict, m: dict | None) -> str:
                            num(L.get("threshold_mean"))) for L in layers], numeric=(1, 2, 3)))
         names = [L["name"] for L in layers]
         out.append(figures(
-            ("Burst cap \u03c6 per layer", bar_chart("chart-phi", names, [("\u03c6", [L.get("max_spikes") for L in layers])],
+            ("Burst cap \u03c6 per layer", bar_chart("chart-phi", names,
+                                                 [("\u03c6", [L.get("max_spikes") for L in layers])],
                                                  "\u03c6 (spikes per step)", "layer")),
             ("Threshold ratio per layer", bar_chart("chart-ratio", names, [("threshold ratio", [
                 L.get("threshold_ratio") for L in layers])], "threshold ratio (\u00d7 calibrated)", "layer"))))
@@ -593,7 +597,8 @@ def _search_tables(title: str, cols, names, a, b, chosen, a_name: str, b_name: s
             rows.append([name] + ["\u2014" if r[j] is None else num(r[j], digits) for j in keep]
                         + [num(chosen[i]) if i < len(chosen) else ""])
         out.append(f"<p class='note'>{esc(label)}</p>")
-        out.append(table(["layer"] + [cols[j] for j in keep] + ["chosen"], rows, numeric=tuple(range(1, len(keep) + 2))))
+        out.append(table(["layer"] + [cols[j] for j in keep] + ["chosen"], rows,
+                         numeric=tuple(range(1, len(keep) + 2))))
     return "".join(out)
 
 
@@ -620,8 +625,8 @@ def section_searches(s: dict, names) -> str:
                                   "output sensitivity (divergence from the ANN) per threshold ratio",
                                   "synops per sample per threshold ratio"))
         out.append(note(f"Sensitivity budget {num(r.get('budget_kl'))} (--sensitivity-budget "
-                        f"{num(o.get('sensitivity_budget'))}); \u2014: not tried (the search stops raising a layer's ratio "
-                        "once it exceeds the budget)."))
+                        f"{num(o.get('sensitivity_budget'))}); \u2014: not tried (the search stops raising a "
+                        "layer's ratio once it exceeds the budget)."))
     else:
         out.append(note("Threshold-ratio search: not run (all ratios 1; enable with --search-thresholds)."))
     return "".join(out)
@@ -731,7 +736,8 @@ def section_resources(s: dict) -> str:
                              ("non-zero weights", num(r.get("weights_nonzero"))),
                              ("hardware configuration", s.get("hardware_config", "n/a"))]))
         out.append(table(("layer", "neurons", "hidden ids"),
-                         [(L["name"], num(L.get("neurons")), value(L.get("hidden_ids"))) for L in r.get("layers") or []],
+                         [(L["name"], num(L.get("neurons")), value(L.get("hidden_ids")))
+                          for L in r.get("layers") or []],
                          numeric=(1,)))
         x = s.get("xylo") or {}
         if x:

@@ -41,7 +41,8 @@ T_LOIHI, T_XYLO, T_CONVERT = 6, 8, 5
 # models and data
 # ----------------------------------------------------------------------
 def _model(nodes, inits, in_shape, n_out, name):
-    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", *in_shape])],
+    graph = helper.make_graph(nodes, name,
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", *in_shape])],
                               [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", n_out])],
                               initializer=[numpy_helper.from_array(v.astype(np.float32), k) for k, v in inits.items()])
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
