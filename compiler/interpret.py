@@ -103,8 +103,44 @@ def apply_op(op, inputs: list[torch.Tensor]) -> torch.Tensor:
     return _RUN[type(op)](op, inputs)
 
 
+def _check_params(op, in_shapes: list[ir.Shape]) -> None:
+    """Parameter shapes the meta device does not check (a conv's bias, a batch
+    norm's vectors, ...): raise ValueError naming what does not fit."""
+    x = tuple(in_shapes[0]) if in_shapes else ()
+    if isinstance(op, (ir.Conv2d, ir.Dense)):
+        w, b = np.asarray(op.weight), np.asarray(op.bias)
+        if w.ndim != (4 if isinstance(op, ir.Conv2d) else 2):
+            raise ValueError(f"weight has shape {w.shape}")
+        if b.shape != (w.shape[0],):
+            raise ValueError(f"bias of shape {b.shape} does not match {w.shape[0]} output channels")
+        if isinstance(op, ir.Dense) and x != (w.shape[1],):
+            raise ValueError(f"weight of shape {w.shape} does not fit input shape {x}")
+        if isinstance(op, ir.Conv2d):
+            g = int(op.groups)
+            if g < 1 or len(x) != 3 or w.shape[1] * g != x[0] or w.shape[0] % g:
+                raise ValueError(f"weight of shape {w.shape} with groups={g} does not fit input shape {x}")
+            if min(op.stride) < 1 or min(op.dilation) < 1 or min(op.padding) < 0:
+                raise ValueError(f"stride {op.stride}, dilation {op.dilation}, padding {op.padding}")
+    elif isinstance(op, ir.BatchNorm):
+        for name in ("gamma", "beta", "mean", "var"):
+            if np.asarray(getattr(op, name)).shape != (x[0],):
+                raise ValueError(f"{name} has shape {np.asarray(getattr(op, name)).shape}, expected ({x[0]},)")
+    elif isinstance(op, ir.Affine):
+        for name in ("scale", "shift"):
+            if np.broadcast_shapes(np.shape(getattr(op, name)), x) != x:
+                raise ValueError(f"{name} of shape {np.shape(getattr(op, name))} does not broadcast to {x}")
+    elif isinstance(op, (ir.AvgPool, ir.MaxPool)):
+        if min(op.kernel) < 1 or min(op.stride) < 1 or min(op.padding) < 0:
+            raise ValueError(f"kernel {op.kernel}, stride {op.stride}, padding {op.padding}")
+    elif isinstance(op, ir.Pad):
+        if min(op.pads) < 0:
+            raise ValueError(f"negative pads {op.pads}")
+
+
 def infer_shape(op, in_shapes: list[ir.Shape]) -> ir.Shape:
-    """Per-sample output shape of op, computed on torch's meta device."""
+    """Per-sample output shape of op, computed on torch's meta device (after
+    checking the parameter shapes the meta device does not)."""
+    _check_params(op, in_shapes)
     xs = [torch.empty((1,) + tuple(s), device="meta") for s in in_shapes]
     return tuple(int(d) for d in apply_op(op, xs).shape[1:])
 
