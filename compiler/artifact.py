@@ -324,7 +324,7 @@ def _xylo_lowering(desc: dict, spec):
 
 
 def _xylo_drc(conv, xc, device) -> None:
-    """The design-rule check before lowering: every violation on its own line."""
+    """The design-rule check before lowering: every violation in one error line."""
     from adacal.backends.xylo.devices import design_rule_check, get_device
     from adacal.backends.xylo.lower import fit_encoder, xylo_plan
 
@@ -333,8 +333,7 @@ def _xylo_drc(conv, xc, device) -> None:
     problems = design_rule_check(xylo_plan(conv.snn, enc, dev), dev)
     if problems:
         raise AdacalError(f"the network does not fit {dev.name} ({len(problems)} design-rule "
-                          f"violation{'s' if len(problems) > 1 else ''}):\n" +
-                          "\n".join(f"  - {m}" for m in problems))
+                          f"violation{'s' if len(problems) > 1 else ''}): " + "; ".join(problems))
 
 
 def _xylo_energy(res: dict) -> float:
