@@ -6,6 +6,7 @@ fold BN & clean up -> burst neurons at φ_max -> thresholds ->
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -53,6 +54,20 @@ class ConvertOptions:
             raise AdacalError(f"--calib-samples must be >= 1, got {self.calib_samples}")
         if self.exit_metric not in adaptive_timesteps.METRICS:
             raise AdacalError(f"--exit-metric must be one of {', '.join(adaptive_timesteps.METRICS)}")
+        lo, hi = self.spike_range
+        if not 1 <= lo <= hi:
+            raise AdacalError(f"--spike-range {lo}:{hi} must be MIN:MAX with 1 <= MIN <= MAX")
+        if self.search_spikes and not lo <= self.max_spikes <= hi:
+            raise AdacalError(f"--max-spikes {self.max_spikes} (the energy budget's reference) is outside "
+                              f"--spike-range {lo}:{hi}")
+        if not (math.isfinite(self.energy_budget) and self.energy_budget > 0):
+            raise AdacalError(f"--energy-budget must be a number > 0, got {self.energy_budget}")
+        if not (math.isfinite(self.sensitivity_budget) and self.sensitivity_budget >= 0):
+            raise AdacalError(f"--sensitivity-budget must be a number >= 0, got {self.sensitivity_budget}")
+        if not 0.0 <= self.exit_level <= 1.0:
+            raise AdacalError(f"--exit-level must be in [0, 1], got {self.exit_level}")
+        if self.seed < 0:
+            raise AdacalError(f"--seed must be >= 0, got {self.seed}")
         parse_method(self.threshold)
 
 
