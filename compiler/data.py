@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -13,8 +14,10 @@ from adacal.errors import AdacalError
 def load_data(path, input_shape=None, num_classes: int | None = None, what: str = "data"):
     """Return (x float32, y int64 or None), validated against the model."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise AdacalError(f"{what} file {path}: no such file")
+    if not os.path.isfile(path):  # a directory, FIFO or device
+        raise AdacalError(f"{what} file {path}: not a regular file")
     try:
         if path.endswith(".npy"):
             x, y = np.load(path, allow_pickle=False), None
@@ -26,8 +29,11 @@ def load_data(path, input_shape=None, num_classes: int | None = None, what: str 
                 y = f["y"] if "y" in f.files else None
     except AdacalError:
         raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-        raise AdacalError(f"{what} file {path}: not a readable .npz/.npy file ({e})") from None
+    except (ValueError, OSError, zipfile.BadZipFile, zlib.error, EOFError) as e:
+        # ValueError also covers pickled (object) arrays, refused by allow_pickle=False;
+        # zlib.error / BadZipFile a damaged compressed member
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise AdacalError(f"{what} file {path}: not a readable .npz/.npy file ({first})") from None
     if x.dtype.kind not in "fiub":
         raise AdacalError(f"{what} file {path}: x has dtype {x.dtype}, expected numbers")
     x = x.astype(np.float32)
