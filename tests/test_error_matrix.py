@@ -51,6 +51,10 @@ bad option values (-T 0, --max-spikes 0,            here (all); test_convert_cli
  --calib-samples 0, --energy-budget 0,
  --sensitivity-budget -1, --exit-level 1.5,
  --seed -1, --spike-range 4, -T abc, --device x)
+OS error while writing the output (disk full)       here (one line; created parents removed)
+a --force replace that fails half way               here (the previous output is restored)
+simulate: not an artifact, wrong data shape, no     here
+ exit policy, damaged network.h5; verify --samples 0
 ==================================================  =================================================
 
 Most cases run `adacal.cli.main` in this process (cheap); a few go through a
@@ -551,3 +555,33 @@ def test_failed_replace_restores_the_previous_output(tmp_path):
     assert_nothing_written(out, before)
     write_output_dir(out, {"manifest.json": {"format": "adacal-float"}}, force=True)  # a good replace works
     assert sorted(snapshot(out)) == ["manifest.json"] and not leftovers(out)
+
+
+# ---------------------------------------------------------------------------
+# simulate / verify on artifacts
+# ---------------------------------------------------------------------------
+
+
+def test_simulate_a_directory_that_is_not_an_artifact(files, cli, tmp_path):
+    one_error(cli("simulate", tmp_path, "--data", files["calib"]), "not an adacal artifact", "manifest.json")
+
+
+def test_simulate_with_data_of_the_wrong_shape(files, cli, artifact):
+    one_error(cli("simulate", artifact, "--data", files["calib4"]), "calib4.npz", "(4,)", "(8,)")
+
+
+def test_simulate_adaptive_without_an_exit_policy(files, cli, artifact):
+    one_error(cli("simulate", artifact, "--data", files["calib"], "--adaptive-timesteps", "--quiet"), "exit policy")
+
+
+def test_verify_with_zero_samples(files, cli, artifact):
+    one_error(cli("verify", artifact, "--data", files["calib"], "--samples", "0"), "--samples")
+
+
+def test_simulate_a_damaged_artifact(files, cli, artifact, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for p in artifact.iterdir():
+        (broken / p.name).write_bytes(p.read_bytes())
+    (broken / "network.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
+    one_error(cli("simulate", broken, "--data", files["calib"]), "network.h5")
