@@ -67,6 +67,8 @@ def _worker(args):
     import test_fuzz_onnx as fz
 
     fz.seed_models()  # built before the limits apply
+    for data in fz.seed_models().values():  # warm up (lazy imports) outside the timings
+        fz.run_case(data)
     if mem_gb:
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
         used = _vm_bytes()
@@ -88,6 +90,7 @@ def _worker(args):
             outcome = fz.run_case(payload)
             signal.setitimer(signal.ITIMER_REAL, 0)
             counts[outcome] += 1
+            counts[f"{lv}:{outcome}"] += 1
             if outcome == "rejected":
                 rejections[_last_reason()] += 1
         except BaseException as e:  # noqa: BLE001 - counting crashes is the point
@@ -95,6 +98,7 @@ def _worker(args):
             if isinstance(e, KeyboardInterrupt):
                 raise
             counts["crash"] += 1
+            counts[f"{lv}:crash"] += 1
             key = _crash_key(e)
             if key not in crashes:
                 crashes[key] = {"count": 0, "case": case, "level": lv, "desc": " | ".join(desc),
@@ -145,28 +149,22 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--level", choices=("mixed", "proto", "bytes", "both"), default="mixed")
+    p.add_argument("--chunk", type=int, default=500, help="cases per task (a worker that dies loses one chunk)")
     p.add_argument("--mem-gb", type=float, default=4.0, help="extra address space per worker (0: no limit)")
     p.add_argument("--case-timeout", type=float, default=20.0, help="seconds before a case counts as a hang")
     args = p.parse_args(argv)
 
     t0 = time.perf_counter()
-    per = [args.cases // args.workers + (i < args.cases % args.workers) for i in range(args.workers)]
-    jobs, start = [], 0
-    for i, n in enumerate(per):
-        jobs.append((i, start, n, args.seed, args.level, args.mem_gb, args.case_timeout))
-        start += n
+    jobs = [(i, start, min(args.chunk, args.cases - start), args.seed, args.level, args.mem_gb, args.case_timeout)
+            for i, start in enumerate(range(0, args.cases, args.chunk))]
     print(f"bench_fuzz: {args.cases} cases, {args.workers} workers, seed {args.seed}, level {args.level}, "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
-    if args.workers == 1:
-        _init()
-        results = [_worker(jobs[0])]
-    else:
-        with mp.get_context("fork").Pool(args.workers, initializer=_init) as pool:
-            results = pool.map(_worker, jobs)
-    secs = time.perf_counter() - t0
     counts, rejections, crashes = collections.Counter(), collections.Counter(), {}
     slowest = (0.0, "")
-    for _, c, r, cr, sl in results:
+
+    def merge(res):
+        nonlocal slowest
+        _, c, r, cr, sl = res
         counts.update(c)
         rejections.update(r)
         for k, v in cr.items():
@@ -175,12 +173,47 @@ def main(argv=None) -> int:
             else:
                 crashes[k] = v
         slowest = max(slowest, sl)
-    total = sum(counts.values())
+
+    done = 0
+    if args.workers == 1:
+        _init()
+        for job in jobs:
+            merge(_worker(job))
+    else:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures.process import BrokenProcessPool
+
+        with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("fork"), initializer=_init) as pool:
+            futures = {pool.submit(_worker, j): j for j in jobs}
+            for f in as_completed(futures):
+                j = futures[f]
+                try:
+                    merge(f.result())
+                    done += j[2]
+                    print(f"  {done}/{args.cases} cases, {counts['crash']} crashes, "
+                          f"{time.perf_counter() - t0:.0f} s", flush=True)
+                except BrokenProcessPool:
+                    # a worker died (a signal, e.g. a segfault in a native library): every
+                    # unfinished chunk is lost; rerun them with --workers 1 to find the case
+                    crashes.setdefault("worker died", {"count": 0, "case": j[1], "level": args.level,
+                                                       "desc": "cases in the chunks listed below",
+                                                       "error": "worker process terminated abruptly",
+                                                       "tb": ""})
+                    crashes["worker died"]["count"] += 1
+                    crashes["worker died"]["tb"] += f"chunk {j[1]}..{j[1] + j[2] - 1}\n"
+                    counts["crash"] += 1
+    secs = time.perf_counter() - t0
+    total = counts["accepted"] + counts["rejected"] + counts["crash"]
     print(f"cases     {total}")
     print(f"accepted  {counts['accepted']}")
     print(f"rejected  {counts['rejected']}  (AdacalError)")
     print(f"crashes   {counts['crash']}")
     print(f"seconds   {secs:.1f}  ({total / secs:.0f} cases/s, load average {os.getloadavg()[0]:.1f})")
+    for lv in ("proto", "bytes", "both"):
+        n = sum(counts[f"{lv}:{o}"] for o in ("accepted", "rejected", "crash"))
+        if n:
+            print(f"  {lv:6s} {n:7d} cases: {counts[f'{lv}:accepted']} accepted, {counts[f'{lv}:rejected']} "
+                  f"rejected, {counts[f'{lv}:crash']} crashes")
     print(f"slowest   {slowest[0] * 1000:.0f} ms: {slowest[1][:200]}")
     print("\nmost common rejections:")
     for msg, n in rejections.most_common(15):
