@@ -438,7 +438,8 @@ class _Ctx:
             self.fail(f"attribute {key} must be a finite number, got {v!r}")
         return v
 
-    def ints_attr(self, key: str, default=None, length: int | None = None, lo: int | None = None):
+    def ints_attr(self, key: str, default=None, length: int | None = None, lo: int | None = None,
+                  hi: int | None = None):
         v = self.attrs.get(key)
         if v is None:
             return default
@@ -448,6 +449,8 @@ class _Ctx:
             self.fail(f"attribute {key}={v} must have {length} entries (only 2-D spatial ops are supported)")
         if lo is not None and any(x < lo for x in v):
             self.fail(f"attribute {key}={v} has entries below {lo}")
+        if hi is not None and any(x > hi for x in v):
+            self.fail(f"attribute {key}={v} has entries above adacal's limit of {hi:,}")
         return v
 
     def str_attr(self, key: str, default: str) -> str:
@@ -506,15 +509,20 @@ def _spatial(c: _Ctx, rank_needed: int = 3):
     return shape
 
 
+#: Kernel sizes, strides, dilations and pads above this are nonsense (and overflow
+#: torch's 32-bit CPU kernels): no activation dimension can be larger.
+MAX_SPATIAL = MAX_ACTIVATION_ELEMENTS
+
+
 def _pads(c: _Ctx) -> ir.Pads:
-    p = c.ints_attr("pads", [0, 0, 0, 0], length=4, lo=0)
+    p = c.ints_attr("pads", [0, 0, 0, 0], length=4, lo=0, hi=MAX_SPATIAL)
     return (p[0], p[1], p[2], p[3])  # ONNX [top, left, bottom, right]
 
 
 def _pair(c: _Ctx, key: str, default: int = 1, required: bool = False) -> tuple[int, int]:
     if required and key not in c.attrs:
         c.fail(f"missing attribute {key}")
-    v = c.ints_attr(key, [default, default], lo=1)
+    v = c.ints_attr(key, [default, default], lo=1, hi=MAX_SPATIAL)
     if len(v) == 1:
         v = [v[0], v[0]]
     if len(v) != 2:

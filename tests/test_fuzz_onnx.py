@@ -898,6 +898,20 @@ def test_reshape_target_that_is_empty_or_not_integer():
     _load_error(_set_init(fz_handmade(), "flat_shape", np.array([0.0, -1.0], np.float32)), "flatten", "integer")
 
 
+@pytest.mark.parametrize("node, attr", [("pool1", "strides"), ("pool1", "kernel_shape"), ("conv1", "strides"),
+                                        ("conv1", "dilations")])
+def test_huge_strides_and_kernels_are_refused(node, attr):
+    """bench_fuzz (200k-case run): `pool1: attr strides value changed` to [2**32, 1] passed the
+    meta-device shape inference, then overflowed torch's CPU max_pool2d (RuntimeError)."""
+    m = _residual()
+    n = next(n for n in m.graph.node if n.name == node)
+    for a in list(n.attribute):
+        if a.name == attr:
+            n.attribute.remove(a)
+    n.attribute.append(helper.make_attribute(attr, [2 ** 32, 1]))
+    _load_error(m, node, attr, "limit")
+
+
 def test_nan_and_inf_weights_are_refused_naming_the_tensor():
     w = numpy_helper.to_array(_residual().graph.initializer[0]).copy()
     w[0, 0, 0, 0] = np.nan
