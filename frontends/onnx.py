@@ -160,6 +160,29 @@ def _check(proto: onnx.ModelProto, label: str) -> onnx.ModelProto:
         return proto  # shapes are recomputed from the IR anyway
 
 
+def _bad_name(v) -> str | None:
+    if isinstance(v, bytes):  # protobuf hands back a string field that is not UTF-8 as bytes
+        return "is not valid UTF-8"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in v):
+        return "contains control characters"
+    return None
+
+
+def _check_names(proto: onnx.ModelProto, label: str) -> None:
+    """Every name the frontend uses (in the IR and in messages) is printable text."""
+    g = proto.graph
+    items = ([("graph input", i.name) for i in g.input] + [("graph output", o.name) for o in g.output]
+             + [("initializer", t.name) for t in g.initializer])
+    for n in g.node:
+        items += [("node name", n.name), ("op type", n.op_type), ("domain", n.domain)]
+        items += [("node input", x) for x in n.input] + [("node output", x) for x in n.output]
+        items += [("attribute", a.name) for a in n.attribute]
+    for what, v in items:
+        why = _bad_name(v)
+        if why:
+            raise ModelFileError(f"{label}: {what} {v!r} {why}")
+
+
 # ---------------------------------------------------------------------------
 # conversion state
 # ---------------------------------------------------------------------------
@@ -383,6 +406,8 @@ def _fold_constant(node, st: _State) -> None:
         raise UnsupportedError(f"{where}: input '{missing[0]}' is not available (an output adacal does not "
                                "compute, e.g. a second output of a converted node)")
     _check_fold_size(node, {i: st.consts[i] for i in node.input if i}, st)
+    if any(batch_dependent(st, i) for i in node.input if i):  # sizes may differ with the other stand-in batch
+        _check_fold_size(node, {i: st.alt[i] for i in node.input if i}, st)
     runs = []
     for table in (st.consts, st.alt):
         feeds = {i: table[i] for i in node.input if i}
@@ -949,6 +974,7 @@ def load_onnx(model) -> ir.Graph:
     """
     proto, label = read_model(model)
     proto = _check(proto, label)
+    _check_names(proto, label)
     st = _State(label)
     st.opsets = list(proto.opset_import)
     st.ir_version = proto.ir_version

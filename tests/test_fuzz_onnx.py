@@ -912,6 +912,28 @@ def test_huge_strides_and_kernels_are_refused(node, attr):
     _load_error(m, node, attr, "limit")
 
 
+def test_names_that_are_not_utf8_or_hold_control_characters():
+    """bench_fuzz (1.6M-case run): a byte overwrite in a graph input's name gave
+    invalid UTF-8, which protobuf returns as bytes (TypeError in ', '.join);
+    another put a newline into a node name (a two-line error message)."""
+    data = _residual().SerializeToString()
+    i = data.index(b"relu1")
+    _load_bytes_error(data[:i] + b"\xffelu1" + data[i + 5:], "not valid UTF-8")
+    m = _residual()
+    m.graph.node[4].name = "bn\n2"
+    _load_error(m, "node name", "control characters")
+
+
+def _load_bytes_error(data: bytes, *mentions: str) -> None:
+    from adacal.frontends.onnx import load_onnx
+    with pytest.raises(AdacalError) as info:
+        load_onnx(data)
+    msg = str(info.value)
+    assert "\n" not in msg
+    for m in mentions:
+        assert m in msg, msg
+
+
 def test_nan_and_inf_weights_are_refused_naming_the_tensor():
     w = numpy_helper.to_array(_residual().graph.initializer[0]).copy()
     w[0, 0, 0, 0] = np.nan
