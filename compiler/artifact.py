@@ -34,6 +34,10 @@ class Artifact:
 
     def simulate(self, x: np.ndarray, y=None, adaptive: bool = False, log=None) -> dict:
         """log: optional message callable or adacal.progress.Reporter."""
+        if adaptive and self.target == "xylo":
+            raise AdacalError(f"{self.path}: adaptive timesteps are not supported for Xylo artifacts")
+        if adaptive and not self.manifest.get("exit_policy"):
+            raise AdacalError(f"{self.path}: compiled without --adaptive-timesteps; no exit policy stored")
         if log:
             log(f"simulating {len(x)} samples bit-accurately ({self.target}) ...")
         with progress_task(log, "bit-accurate simulation", None, f"{len(x)} samples"):
@@ -52,9 +56,7 @@ class Artifact:
         n = len(x)
         per_step = (res.readout.reshape(T, n, -1) + low.readout_bias.reshape(1, 1, -1)) / low.readout_scale
         if adaptive:
-            pol = self.manifest.get("exit_policy")
-            if not pol:
-                raise AdacalError(f"{self.path}: compiled without --adaptive-timesteps; no exit policy stored")
+            pol = self.manifest["exit_policy"]
             policy = adaptive_timesteps.ExitPolicy(pol["metric"], pol["level"], tuple(pol["thresholds"]))
             steps, pred = adaptive_timesteps.decide(per_step, policy)
         else:
@@ -366,8 +368,6 @@ def _xylo_metrics(low, x, y) -> dict:
 
 
 def _simulate_xylo(art: Artifact, x, y, adaptive: bool) -> dict:
-    if adaptive:
-        raise AdacalError(f"{art.path}: adaptive timesteps are not supported for Xylo artifacts")
     t0 = time.perf_counter()
     res = _xylo_metrics(art.lowering, x, y)
     res.pop("per_layer")

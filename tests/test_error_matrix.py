@@ -571,7 +571,7 @@ def test_simulate_with_data_of_the_wrong_shape(files, cli, artifact):
 
 
 def test_simulate_adaptive_without_an_exit_policy(files, cli, artifact):
-    one_error(cli("simulate", artifact, "--data", files["calib"], "--adaptive-timesteps", "--quiet"), "exit policy")
+    one_error(cli("simulate", artifact, "--data", files["calib"], "--adaptive-timesteps"), "exit policy")
 
 
 def test_verify_with_zero_samples(files, cli, artifact):
