@@ -8,6 +8,8 @@ STAMP  := $(VENV)/.adacal-installed
 # numpy (and torch) are constrained on EVERY pip call: see requirements/constraints.txt
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q -c requirements/constraints.txt
 OUT    := examples/out
+# apt-get for chromium: directly as root (CI), through sudo otherwise
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install demo test bench clean chromium
 
@@ -47,7 +49,7 @@ test: install chromium
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing chromium (apt-get) for tests/test_report_html.py ..."; \
-	  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	  $(SUDO) apt-get update -q >/dev/null && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
 	    --no-install-recommends chromium fonts-dejavu-core >/dev/null; } \
 	  || { echo "error: could not install chromium with apt-get (needed by tests/test_report_html.py)" >&2; exit 1; }
 	@command -v chromium >/dev/null 2>&1 || { echo "error: chromium is not on PATH after installing it" >&2; exit 1; }
