@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import numpy as np
@@ -284,6 +285,11 @@ def main(argv=None) -> int:
         _close_log(args)
         sys.stderr.write("adacal: interrupted\n")
         return 130
+    except BrokenPipeError:
+        # stdout was closed early (`adacal ... --json | head`): no traceback, and
+        # none at exit either (the Python docs' recipe for SIGPIPE)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     finally:
         _close_log(args)
 

@@ -181,3 +181,16 @@ def test_no_arguments_is_usage_error():
     proc = run_cli()
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
     assert "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_stdout_closed_early_gives_no_traceback(onnx_model):
+    """`adacal inspect --json MODEL | head -1`: the reader goes away before
+    adacal has written; adacal must end quietly (exit 1), not with a
+    BrokenPipeError traceback."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.Popen([sys.executable, "-m", "adacal", "inspect", str(onnx_model("handmade")), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()  # nobody reads stdout
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
