@@ -51,28 +51,13 @@ class Artifact:
 
         t0 = time.perf_counter()
         low = self.lowering
-        T = low.timesteps
-        res, _ = simulate_int(low.graph, x, T, fanout=_int_fanout(low.graph))
-        n = len(x)
-        per_step = (res.readout.reshape(T, n, -1) + low.readout_bias.reshape(1, 1, -1)) / low.readout_scale
+        res, _ = simulate_int(low.graph, x, low.timesteps, fanout=_int_fanout(low.graph))
+        policy = None
         if adaptive:
             pol = self.manifest["exit_policy"]
             policy = adaptive_timesteps.ExitPolicy(pol["metric"], pol["level"], tuple(pol["thresholds"]))
-            steps, pred = adaptive_timesteps.decide(per_step, policy)
-        else:
-            steps, pred = np.full(n, T), per_step.sum(axis=0).argmax(axis=1)
-        used = np.arange(1, T + 1)[:, None] <= steps[None, :]
-        tot = (lambda d: float(sum((v * used).sum() for v in d.values()) / n))
-        from adacal.runtime_sim import energy
-        synops = tot(res.synops)
-        e = energy.E_MAC_PJ * self.manifest["input_layer_macs"] * float(steps.mean()) + energy.E_AC_PJ * synops
-        return {"samples": n, "accuracy": None if y is None else float((pred == y).mean()),
-                "avg_timesteps": float(steps.mean()),
-                "exit_histogram": np.bincount(steps, minlength=T + 1)[1:].tolist(),
-                "spikes_per_sample": tot(res.spikes), "events_per_sample": tot(res.events),
-                "synops_per_sample": synops, "graded_synops_per_sample": tot(res.event_synops),
-                "energy_pj_per_sample": e, "predictions": pred.tolist(),
-                "seconds": time.perf_counter() - t0}
+        out = _int_metrics(low, res, y, policy, self.manifest["input_layer_macs"])
+        return {**out, "seconds": time.perf_counter() - t0}
 
     def verify(self, x: np.ndarray, samples: int | None = None, log=None) -> dict:
         """log: optional message callable or adacal.progress.Reporter (a
@@ -98,6 +83,32 @@ class Artifact:
         return {"samples": len(x), "reference": "lava-fixed_pt", "mismatched_samples": int(bad.sum()),
                 "first_mismatch": first, "layers_compared": len(ours.payloads) + 1,
                 "adacal_seconds": t1 - t0, "reference_seconds": t2 - t1}
+
+
+def _int_metrics(low, res, y, policy, input_macs: int) -> dict:
+    """Accuracy, exit steps, spikes / events / synops and energy per sample of
+    an integer run `res` (int_sim), each sample stopping at its exit step
+    under `policy` (None: all T steps)."""
+    from adacal.passes import adaptive_timesteps
+    from adacal.runtime_sim import energy
+
+    T = low.timesteps
+    per_step = low.step_logits(res.readout)
+    n = per_step.shape[1]
+    if policy is not None:
+        steps, pred = adaptive_timesteps.decide(per_step, policy)
+    else:
+        steps, pred = np.full(n, T), per_step.sum(axis=0).argmax(axis=1)
+    used = np.arange(1, T + 1)[:, None] <= steps[None, :]
+    tot = (lambda d: float(sum((v * used).sum() for v in d.values()) / n))
+    synops = tot(res.synops)
+    e = energy.E_MAC_PJ * input_macs * float(steps.mean()) + energy.E_AC_PJ * synops
+    return {"samples": n, "accuracy": None if y is None else float((pred == np.asarray(y)).mean()),
+            "avg_timesteps": float(steps.mean()),
+            "exit_histogram": np.bincount(steps, minlength=T + 1)[1:].tolist(),
+            "spikes_per_sample": tot(res.spikes), "events_per_sample": tot(res.events),
+            "synops_per_sample": synops, "graded_synops_per_sample": tot(res.event_synops),
+            "energy_pj_per_sample": e, "predictions": pred.tolist()}
 
 
 def _int_fanout(g) -> dict:
@@ -133,7 +144,7 @@ def compile_model(model, target: str, calib, out_dir, val=None, options=None, fo
     from adacal.frontends.onnx import load_onnx
     from adacal.ir import Graph
     from adacal.passes import cleanup
-    from adacal.pipeline import ConvertOptions, convert_graph, evaluate, manifest, pick_calibration
+    from adacal.pipeline import ConvertOptions, conversion_fields, convert_graph, manifest, pick_calibration
 
     if target not in TARGETS:
         raise AdacalError(f"unknown target '{target}' (available: {', '.join(TARGETS)})")
@@ -171,7 +182,7 @@ def compile_model(model, target: str, calib, out_dir, val=None, options=None, fo
     summary["options"] = asdict(opts)
     summary["timings"] = {**conv.timings, **summary.get("timings", {})}
     summary["seconds"] = time.perf_counter() - t0
-    _add_plan_fields(summary, conv)
+    summary.update(conversion_fields(conv))
     files = {**files, MANIFEST: man, "report.json": summary, "report.html": _report_html(summary, man)}
     path = write_output_dir(out_dir, files, force=force)
     art.path, art.manifest = path, man
@@ -186,7 +197,7 @@ def _input_macs(conv) -> int:
 def _lower_loihi2(conv, xc, val, log):
     from adacal.backends.loihi2.network_file import write_network
     from adacal.backends.loihi2.resources import estimate
-    from adacal.lowering import evaluate_loihi2, layer_errors, lower_for_loihi2
+    from adacal.lowering import evaluate_loihi2, layer_errors, lower_for_loihi2, run_loihi2
     from adacal.pipeline import evaluate
 
     t = time.perf_counter()
@@ -203,7 +214,8 @@ def _lower_loihi2(conv, xc, val, log):
         with progress_task(log, "evaluation", 3, "float SNN, bit-accurate, layer errors") as advance:
             flt = evaluate(conv, xv, yv, adaptive=False)
             advance()
-            bit = evaluate_loihi2(conv, low, xv, yv)
+            res = run_loihi2(conv, low, xv)
+            bit = evaluate_loihi2(conv, low, xv, yv, res)
             advance()
             errors = layer_errors(conv.snn, low, xv)
             advance()
@@ -218,7 +230,7 @@ def _lower_loihi2(conv, xc, val, log):
             "per_layer": [{**L, "bit_accurate_spikes_per_sample": bit["per_layer_spikes"].get(L["name"]),
                            "float_int_relative_error": errors.get(L["name"])} for L in flt["per_layer"]],
         })
-        _add_loihi2_report_fields(summary, conv, low, xv, yv, flt)
+        _add_loihi2_report_fields(summary, conv, low, res, yv, flt)
     art = Artifact(Path("."), {}, low)
     return art, summary, {"network.h5": lambda p: write_network(low, p)}
 
@@ -364,13 +376,15 @@ def _xylo_metrics(low, x, y) -> dict:
             "bias_synops_per_sample": r["bias_synops_per_sample"],
             "energy_pj_per_sample": _xylo_energy(r), "energy_convention": XYLO_ENERGY_CONVENTION,
             "hidden_vmem_saturation": r["hidden_vmem_saturation"],
-            "per_layer": r["per_layer"], "predictions": r["predictions"].tolist()}
+            "per_layer": r["per_layer"], "predictions": r["predictions"].tolist(),
+            "predictions_by_step": r["predictions_by_step"]}
 
 
 def _simulate_xylo(art: Artifact, x, y, adaptive: bool) -> dict:
     t0 = time.perf_counter()
     res = _xylo_metrics(art.lowering, x, y)
     res.pop("per_layer")
+    res.pop("predictions_by_step")
     res["seconds"] = time.perf_counter() - t0
     return res
 
@@ -486,7 +500,8 @@ def _lower_xylo(conv, xc, val, device, seed, log):
             "float_snn_spikes_per_sample": flt.get("spikes_per_sample"),
             "per_layer": bit["per_layer"],
         })
-        _add_xylo_report_fields(summary, conv, low, np.asarray(xv, np.float32), yv, flt)
+        _add_xylo_report_fields(summary, conv, low, np.asarray(xv, np.float32), yv, flt,
+                                bit["predictions_by_step"])
         timings["evaluation"] = time.perf_counter() - t - timings["lowering"]
     fields = xylo_spec_fields(spec)
     files = {XYLO_SPEC_NPZ: _npz_bytes(fields), XYLO_SPEC_JSON: _spec_json(fields)}
@@ -542,34 +557,22 @@ QUANTISATION_METRIC = ("per neuron layer: ||a_int - a_float|| / ||a_float|| of t
                        "(a_int: the integer network's spikes x threshold value; a_float: the float SNN)")
 
 
-def _add_plan_fields(summary: dict, conv) -> None:
-    """The ANN's conversion plan (as `adacal inspect --json` lists it), the
-    searches' tables and the exit policy."""
-    from adacal.passes import conversion_plan
-    summary["plan"] = [e.as_dict() for e in conversion_plan(conv.ann)]
-    summary["searches"] = conv.searches
-    summary["exit_policy"] = conv.exit_policy.as_dict() if conv.exit_policy else None
-
-
 def _accuracy_by_step(pred_by_step: np.ndarray, y) -> list | None:
     """(T, N) predictions after each step -> accuracy per step."""
     return None if y is None else [float((p == np.asarray(y)).mean()) for p in pred_by_step]
 
 
-def _add_loihi2_report_fields(summary: dict, conv, low, x, y, flt: dict) -> None:
+def _add_loihi2_report_fields(summary: dict, conv, low, res, y, flt: dict) -> None:
     """Accuracy after each step (float and bit-accurate), per-layer bit-accurate
     events / synops / energy, the quantisation error per layer and, with
-    --adaptive-timesteps, the stored exit policy run on the bit-accurate network."""
+    --adaptive-timesteps, the stored exit policy run on the bit-accurate network
+    (res: the integer run on the validation samples)."""
     from adacal.lowering import ERROR_SAMPLES
-    from adacal.passes import adaptive_timesteps
-    from adacal.passes.fold_pooling import fold_pooling
     from adacal.runtime_sim import energy
-    from adacal.runtime_sim.int_sim import simulate_int
 
-    T, n = low.timesteps, len(x)
+    per_step = low.step_logits(res.readout)
+    n = per_step.shape[1]
     summary["samples"] = n
-    res, _ = simulate_int(low.graph, x, T, fanout=energy.fanout_maps(fold_pooling(conv.snn)))
-    per_step = (res.readout.reshape(T, n, -1) + low.readout_bias.reshape(1, 1, -1)) / low.readout_scale
     summary["float_snn_accuracy_by_timestep"] = flt["accuracy_by_timestep"]
     summary["snn_accuracy_by_timestep"] = _accuracy_by_step(per_step.cumsum(axis=0).argmax(axis=2), y)
     for L in summary["per_layer"]:
@@ -582,15 +585,10 @@ def _add_loihi2_report_fields(summary: dict, conv, low, x, y, flt: dict) -> None
         "metric": QUANTISATION_METRIC, "samples": min(n, ERROR_SAMPLES),
         "layers": [{"name": L["name"], "relative_error": L["float_int_relative_error"]} for L in summary["per_layer"]]}
     if conv.exit_policy is not None:
-        steps, pred = adaptive_timesteps.decide(per_step, conv.exit_policy)
-        used = np.arange(1, T + 1)[:, None] <= steps[None, :]
-        synops = float(sum((v * used).sum() for v in res.synops.values()) / n)
-        summary["adaptive_exit"] = {
-            **conv.exit_policy.as_dict(), "network": "bit-accurate",
-            "accuracy": None if y is None else float((pred == np.asarray(y)).mean()),
-            "avg_timesteps": float(steps.mean()), "exit_histogram": np.bincount(steps, minlength=T + 1)[1:].tolist(),
-            "energy_pj_per_sample": (energy.E_MAC_PJ * energy.input_macs(conv.snn) * float(steps.mean())
-                                     + energy.E_AC_PJ * synops)}
+        m = _int_metrics(low, res, y, conv.exit_policy, _input_macs(conv))
+        summary["adaptive_exit"] = {**conv.exit_policy.as_dict(), "network": "bit-accurate",
+                                    **{k: m[k] for k in ("accuracy", "avg_timesteps", "exit_histogram",
+                                                         "energy_pj_per_sample")}}
 
 
 def _xylo_limits(device: str) -> dict:
@@ -601,29 +599,25 @@ def _xylo_limits(device: str) -> dict:
             "max_hidden_events_per_step": d.max_hidden_events}
 
 
-def _add_xylo_report_fields(summary: dict, conv, low, x, y, flt: dict, batch: int = 1024) -> None:
-    """Accuracy after each input step (float; Xylo: argmax of the output Vmem
-    after input step t, the last one being the readout), per-layer φ /
-    threshold ratio / float spikes / energy and the quantisation error per
-    layer (a_xylo = events x event value / T against the float SNN)."""
+def _add_xylo_report_fields(summary: dict, conv, low, x, y, flt: dict, pred_by_step) -> None:
+    """Accuracy after each input step (float; Xylo: pred_by_step, the argmax of
+    the output Vmem after input step t, the last one being the readout),
+    per-layer φ / threshold ratio / float spikes / energy and the quantisation
+    error per layer (a_xylo = events x event value / T against the float SNN)."""
     from adacal.lowering import ERROR_SAMPLES
     from adacal.runtime_sim import energy
     from adacal.runtime_sim.float_sim import simulate
 
-    T, S, n = low.timesteps, low.steps, len(x)
+    T, n = low.timesteps, len(x)
     summary["samples"] = n
-    preds, first = [], None
-    for s in range(0, n, batch):
-        res = low.run(x[s:s + batch], record_isyn=False)
-        preds.append(res.vmem_out[:, S - T:, :].argmax(axis=2).T)  # (T, batch)
-        first = res if first is None else first
     summary["float_snn_accuracy_by_timestep"] = flt["accuracy_by_timestep"]
-    summary["snn_accuracy_by_timestep"] = _accuracy_by_step(np.concatenate(preds, axis=1), y) if n else None
+    summary["snn_accuracy_by_timestep"] = _accuracy_by_step(pred_by_step, y) if n else None
     ne = min(n, ERROR_SAMPLES)
+    xres = low.run(x[:ne], record_isyn=False)
     fres, _ = simulate(conv.snn, x[:ne], T, keep=tuple(l.name for l in low.layers))
     errors = {}
     for l in low.layers:
-        a_x = first.spikes[:ne, :l.window, l.first:l.stop].astype(np.float64).sum(axis=1) * l.event_value / T
+        a_x = xres.spikes[:ne, :l.window, l.first:l.stop].astype(np.float64).sum(axis=1) * l.event_value / T
         a_f = np.asarray(fres.kept[l.name], np.float64).reshape(ne, -1)
         errors[l.name] = float(np.linalg.norm(a_x - a_f) / max(np.linalg.norm(a_f), 1e-12))
     fl = {L["name"]: L for L in flt["per_layer"]}

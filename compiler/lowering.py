@@ -46,11 +46,18 @@ def layer_errors(float_snn: ir.Graph, low: Loihi2Lowering, x: np.ndarray) -> dic
     return out
 
 
-def evaluate_loihi2(conv: Conversion, low: Loihi2Lowering, x: np.ndarray, y=None) -> dict:
-    """Accuracy, spikes, synops and energy of the integer network on x."""
+def run_loihi2(conv: Conversion, low: Loihi2Lowering, x: np.ndarray):
+    """The integer network on x (an int_sim result), synops counted with the
+    fan-out of the pooling-folded float SNN."""
+    res, _ = simulate_int(low.graph, x, low.timesteps, fanout=energy.fanout_maps(fold_pooling(conv.snn)))
+    return res
+
+
+def evaluate_loihi2(conv: Conversion, low: Loihi2Lowering, x: np.ndarray, y=None, res=None) -> dict:
+    """Accuracy, spikes, synops and energy of the integer network on x
+    (res: the run_loihi2 result on x when the caller already has it)."""
     T = low.timesteps
-    fan = energy.fanout_maps(fold_pooling(conv.snn))
-    res, _ = simulate_int(low.graph, x, T, fanout=fan)
+    res = run_loihi2(conv, low, x) if res is None else res
     pred = low.logits(res.readout).reshape(len(x), -1).argmax(axis=1)
     n = len(x)
     spikes = {k: float(v.sum() / n) for k, v in res.spikes.items()}

@@ -17,8 +17,7 @@ from adacal.errors import AdacalError
 from adacal.frontends.onnx import load_onnx
 from adacal.passes import adaptive_timesteps, bias_correction, cleanup, conversion_plan
 from adacal.passes.burst_search import search_max_spikes, with_max_spikes
-from adacal.passes.threshold_ratio_search import scale_thresholds, search_threshold_ratios
-from adacal.passes import threshold_ratio_search
+from adacal.passes.threshold_ratio_search import RATIOS, scale_thresholds, search_threshold_ratios
 from adacal.progress import progress_task
 from adacal.passes.thresholds import parse_method, set_thresholds
 from adacal.passes.to_spiking import neuron_names, to_spiking
@@ -141,7 +140,7 @@ def convert_graph(ann: ir.Graph, x_cal: np.ndarray, y_cal, opts: ConvertOptions,
                         opts.calibration)
     if opts.search_thresholds:
         fan = energy.fanout_maps(snn)
-        trials = len(names) * (len(threshold_ratio_search.RATIOS) - 1)  # at most: the search prunes
+        trials = len(names) * (len(RATIOS) - 1)  # at most: the search prunes
         res = steps.counted("threshold-ratio search", trials, "layer x ratio trials", search_threshold_ratios,
                             snn, ann_out, x_cal, T, opts.sensitivity_budget, fan)
         conv.threshold_ratios = dict(zip(res.layers, res.chosen))
@@ -238,9 +237,7 @@ def convert(model, calib, val=None, options: ConvertOptions | None = None, log=N
     xc, yc = calib if isinstance(calib, tuple) else (calib, None)
     xc, yc = pick_calibration(np.asarray(xc, np.float32), yc, opts.calib_samples, opts.seed)
     conv = convert_graph(ann, xc, yc, opts, log)
-    summary = {"options": asdict(opts), "timings": conv.timings, "searches": conv.searches,
-               "exit_policy": conv.exit_policy.as_dict() if conv.exit_policy else None,
-               "plan": [e.as_dict() for e in conversion_plan(ann)]}  # what `adacal inspect --json` lists
+    summary = {"options": asdict(opts), "timings": conv.timings, **conversion_fields(conv)}
     if val is not None:
         xv, yv = val if isinstance(val, tuple) else (val, None)
         if log:
@@ -249,6 +246,15 @@ def convert(model, calib, val=None, options: ConvertOptions | None = None, log=N
             summary.update(evaluate(conv, np.asarray(xv, np.float32), yv))
     summary["seconds"] = time.perf_counter() - t0
     return conv, summary
+
+
+def conversion_fields(conv: Conversion) -> dict:
+    """What convert and the compile commands report about the conversion
+    itself: the search tables, the exit policy and the ANN's conversion plan
+    (as `adacal inspect --json` lists it)."""
+    return {"searches": conv.searches,
+            "exit_policy": conv.exit_policy.as_dict() if conv.exit_policy else None,
+            "plan": [e.as_dict() for e in conversion_plan(conv.ann)]}
 
 
 def manifest(conv: Conversion, model_path, target: str) -> dict:

@@ -51,6 +51,11 @@ class Loihi2Lowering:
         t = readout.shape[0]
         return (readout.sum(axis=0) + t * self.readout_bias) / (self.readout_scale * t)
 
+    def step_logits(self, readout: np.ndarray) -> np.ndarray:
+        """Float logits of every step (T, N, K) from readout currents (T, N, ...)."""
+        r = readout.reshape(readout.shape[0], readout.shape[1], -1)
+        return (r + self.readout_bias.reshape(1, 1, -1)) / self.readout_scale
+
 
 def input_quantiser(x_cal: np.ndarray, bits: int = 8) -> int_ir.GradedInput:
     """8-bit graded input: unsigned [0, 255] for non-negative data, else ±127."""

@@ -616,6 +616,11 @@ class XyloLowering:
         """The readout rule: argmax of the output Vmem after the last step."""
         return np.argmax(result.vmem_out[:, -1, :], axis=1)
 
+    def predict_steps(self, result: xylo_sim.XyloResult) -> np.ndarray:
+        """(T, N) argmax of the output Vmem after each of the last T steps (the
+        last row is the readout rule): how the prediction forms over time."""
+        return np.argmax(result.vmem_out[:, self.steps - self.timesteps:, :], axis=2).T
+
     def predict(self, x) -> np.ndarray:
         """Class labels for x (N, *input_shape), bit-exact Xylo."""
         return self.predict_result(self.run(x, record_isyn=False))
@@ -1056,7 +1061,7 @@ def evaluate_xylo(lowering: XyloLowering, x, y=None, *, reference_predictions=No
     fan_in = np.count_nonzero(spec.weights_in, axis=(1, 2))
     bias_ids = np.asarray(lowering.bias_neurons, np.int64)
     bias_ev = bias_syn = inp_syn = 0.0
-    preds, scores = [], []
+    preds, step_preds, scores = [], [], []
     n = len(x)
     inp_events = 0.0
     layer_ev = np.zeros(len(lowering.layers))
@@ -1072,6 +1077,7 @@ def evaluate_xylo(lowering: XyloLowering, x, y=None, *, reference_predictions=No
         inp_events += float(np.minimum(enc, 15).sum())
         inp_syn += float((np.minimum(enc, 15).sum(axis=(0, 1)) * fan_in).sum())
         preds.append(lowering.predict_result(res))
+        step_preds.append(lowering.predict_steps(res))
         scores.append(lowering.scores(res))
         k = res.spikes.astype(np.int64)
         for i, l in enumerate(lowering.layers):
@@ -1096,6 +1102,8 @@ def evaluate_xylo(lowering: XyloLowering, x, y=None, *, reference_predictions=No
         "readout": lowering.readout.rule,
         "accuracy": None if y is None else float((pred == np.asarray(y)).mean()),
         "predictions": pred,
+        "predictions_by_step": (np.concatenate(step_preds, axis=1) if step_preds
+                                else np.zeros((lowering.timesteps, 0), np.int64)),
         "scores": np.concatenate(scores),
         "input_events_per_sample": inp_events / n,
         "input_synops_per_sample": inp_syn / n,
