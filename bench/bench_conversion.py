@@ -2,7 +2,7 @@
 """Conversion benchmark (issue 3): adacal against SpikingJelly and sinabs,
 side by side in one run, on the benchmark models of bench/models.py.
 
-    python bench/bench_conversion.py                      # full run (~35 min on 2 shared cores)
+    python bench/bench_conversion.py                      # full run (~30 min on 2 shared cores)
     python bench/bench_conversion.py --quick              # smoke run (~1.5 min)
     python bench/bench_conversion.py --models mnist_resnet --timesteps 4,8
 
@@ -456,7 +456,7 @@ class SinabsPeer:
 # --timesteps up to default_max_T (None: every T); the searches run at the T of
 # --search-timesteps (default 1,2,4: every T of check ii) and the φ=2-budget burst
 # search (check iii-a) at T=4.
-# --all runs everything at every T.  The cuts keep the default run near 35 min on
+# --all runs everything at every T.  The cuts keep the default run near 30 min on
 # 2 shared cores; what they leave out (φ=2/4/8 at T ≥ 16, searches at T ≥ 8) is in
 # the accuracy-vs-T trend of the rows that remain.
 SEARCH = "search"

@@ -69,9 +69,10 @@ def vgg() -> nn.Module:
 
 
 def vgg11() -> nn.Module:
-    """VGG-11's layer pattern (Simonyan & Zisserman, config A) with AvgPool
-    instead of MaxPool and widths /4 (16 ... 128), a 3x3 feature map after the
-    third pool (28 -> 14 -> 7 -> 3), and its three linear layers (256, 256, 10)."""
+    """VGG-11's layers (Simonyan & Zisserman, config A: 8 conv, 3 linear) with
+    AvgPool instead of MaxPool, widths /4 (16 ... 128) and linear 256, 256, 10.
+    The map is 3x3 after the third pool (28 -> 14 -> 7 -> 3), so the fourth and
+    fifth pools are left out."""
     return nn.Sequential(*_cbr(1, 16), nn.AvgPool2d(2), *_cbr(16, 32), nn.AvgPool2d(2),
                          *_cbr(32, 64), *_cbr(64, 64), nn.AvgPool2d(2),
                          *_cbr(64, 128), *_cbr(128, 128), *_cbr(128, 128), *_cbr(128, 128),
