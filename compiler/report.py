@@ -68,11 +68,22 @@ def _relative(snn: float, ann: float) -> str:
     return f"{100 * r:.1f} % less" if r >= 0 else f"{-100 * r:.1f} % more"
 
 
+def _agreement_lines(s: dict) -> list[str]:
+    """The calibration check and the conversion's warnings (pipeline.conversion_warnings)."""
+    lines = []
+    if s.get("calibration_agreement") is not None:
+        lines.append(f"calibration check   SNN = ANN prediction on {_pct(s['calibration_agreement'])} "
+                     f"of the calibration samples")
+    lines += [f"warning: {w}" for w in s.get("warnings") or []]
+    return lines
+
+
 def format_summary(s: dict) -> str:
     """The readable table `adacal convert` prints."""
     o = s["options"]
     lines = [f"T = {o['timesteps']}, max spikes {o['max_spikes']}, thresholds {o['threshold']}, "
              f"calibration {o['calibration']}"]
+    lines += _agreement_lines(s)
     if "samples" not in s:
         lines.append("(no --val data: nothing evaluated)")
         return "\n".join(lines)
@@ -98,7 +109,7 @@ def format_summary(s: dict) -> str:
 
 
 def format_compile_summary(s: dict, out_dir) -> str:
-    lines = [f"compiled for {s['target']} into {out_dir}"]
+    lines = [f"compiled for {s['target']} into {out_dir}"] + _agreement_lines(s)
     if "snn_accuracy" in s:
         lines += [
             f"accuracy            ANN {_pct(s['ann_accuracy'])}, float SNN {_pct(s['float_snn_accuracy'])}, "

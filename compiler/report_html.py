@@ -61,6 +61,7 @@ td.role-spiking,td.role-neuron,td.role-residual{color:#1a7f37}
 .card .k{color:#57606a;font-size:12px}
 .card .v{font-size:19px;font-weight:600}
 .note{color:#57606a;margin:4px 0 8px}
+.warn{color:#7d4e00;background:#fff8c5;border:1px solid #d4a72c;border-radius:6px;padding:6px 10px;margin:6px 0}
 .empty{color:#57606a;font-style:italic}
 code,.mono{font-family:"DejaVu Sans Mono",monospace;font-size:12.5px}
 .scroll{overflow-x:auto;max-width:100%}
@@ -396,7 +397,10 @@ def section_overview(s: dict, m: dict | None) -> str:
              ("output", shape((m.get("output") or {}).get("shape"))),
              ("source model sha256", m.get("source_model_sha256") or "n/a"),
              ("total time", f"{s['seconds']:.2f} s" if isinstance(s.get("seconds"), (int, float)) else "n/a")]
-    out = [kv_table(pairs)]
+    if s.get("calibration_agreement") is not None:
+        pairs.append(("calibration check", f"SNN = ANN prediction on {pct(s['calibration_agreement'])} "
+                                           "of the calibration samples"))
+    out = [kv_table(pairs)] + [f"<p class='warn'>warning: {esc(w)}</p>" for w in s.get("warnings") or []]
     if not evaluated(s):
         out.append(empty(NO_VAL))
         return "".join(out)

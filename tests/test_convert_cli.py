@@ -377,3 +377,46 @@ def test_adaptive_timesteps_run(runs):
             sum((t + 1) * n for t, n in enumerate(s["exit_histogram"])) / sum(s["exit_histogram"]))
     policy = s.get("exit_policy")
     assert policy is not None and len(policy["thresholds"]) == 8
+
+
+# ---------------------------------------------------------------------------
+# the calibration check (pipeline.AGREEMENT_WARNING)
+# ---------------------------------------------------------------------------
+
+def test_calibration_check_is_the_agreement_of_the_finished_snn(digits):
+    """calibration_agreement = share of the calibration samples on which the
+    finished SNN (all T steps) predicts the ANN's class, recomputed here."""
+    from adacal.pipeline import AGREEMENT_WARNING, convert, pick_calibration
+    from adacal.runtime_sim.float_sim import simulate
+
+    with np.load(digits["calib"]) as f:
+        x, y = f["x"].astype(np.float32), f["y"]
+    for T, phi, cal in ((1, 1, "none"), (4, 4, "light")):
+        conv, s = convert(str(digits["model"]), (x, y), None, timesteps=T, max_spikes=phi, calibration=cal,
+                          calib_samples=96)
+        xc, _ = pick_calibration(x, y, 96, 0)
+        sim, _ = simulate(conv.snn, xc, T)
+        want = float((sim.mean_output().reshape(96, -1).argmax(1) == conv.ann.run(xc).reshape(96, -1).argmax(1))
+                     .mean())
+        assert s["calibration_agreement"] == want
+        assert bool(s["warnings"]) == (want < AGREEMENT_WARNING)
+        assert "calibration check" in s["timings"]
+
+
+def test_a_lossy_conversion_is_reported_with_one_warning(digits, cli):
+    """T=1, φ=1, no calibration loses accuracy on the digits CNN: the JSON and
+    the table carry one warning naming the agreement and what to try; the
+    default conversion carries none."""
+    base = ("convert", digits["model"], "--calib", digits["calib"], "--calib-samples", "128")
+    lossy = ("-T", "1", "--max-spikes", "1", "--calibration", "none")
+    s = _ok_json(cli(*base, *lossy, "--json"))
+    a = s["calibration_agreement"]
+    assert 0.5 < a < 0.97, a
+    assert len(s["warnings"]) == 1 and f"{100 * a:.1f} %" in s["warnings"][0]
+    assert "--timesteps" in s["warnings"][0] and "--max-spikes" in s["warnings"][0]
+    table = cli(*base, *lossy, "--quiet")
+    assert table.returncode == 0 and table.stderr == ""
+    assert [line for line in table.stdout.splitlines() if line.startswith("warning: ")] == \
+        ["warning: " + s["warnings"][0]]
+    good = _ok_json(cli(*base, "--json"))  # T=8, φ=4, light
+    assert good["calibration_agreement"] >= 0.97 and good["warnings"] == []
