@@ -144,7 +144,8 @@ def compile_model(model, target: str, calib, out_dir, val=None, options=None, fo
     from adacal.frontends.onnx import load_onnx
     from adacal.ir import Graph
     from adacal.passes import cleanup
-    from adacal.pipeline import ConvertOptions, conversion_fields, convert_graph, manifest, pick_calibration
+    from adacal.pipeline import (ConvertOptions, conversion_fields, convert_graph, manifest, pick_calibration,
+                                  pick_check)
 
     if target not in TARGETS:
         raise AdacalError(f"unknown target '{target}' (available: {', '.join(TARGETS)})")
@@ -152,6 +153,7 @@ def compile_model(model, target: str, calib, out_dir, val=None, options=None, fo
     opts = options or ConvertOptions()
     ann = cleanup(model if isinstance(model, Graph) else load_onnx(model))
     xc, yc = calib if isinstance(calib, tuple) else (calib, None)
+    x_check = pick_check(np.asarray(xc, np.float32), opts.calib_samples, opts.seed)
     xc, yc = pick_calibration(np.asarray(xc, np.float32), yc, opts.calib_samples, opts.seed)
     if target == "xylo":
         from adacal.backends.xylo.devices import get_device
@@ -164,7 +166,7 @@ def compile_model(model, target: str, calib, out_dir, val=None, options=None, fo
         if opts.adaptive_timesteps:
             raise AdacalError("--adaptive-timesteps is not supported for Xylo (the readout is the output "
                               "Vmem after the last step)")
-    conv = convert_graph(ann, xc, yc, opts, log)
+    conv = convert_graph(ann, xc, yc, opts, log, x_check)
     nir_file = None
     if emit_nir:  # built before lowering: an export problem surfaces early
         from adacal.backends.nir.export import nir_writer

@@ -71,9 +71,10 @@ def _relative(snn: float, ann: float) -> str:
 def _agreement_lines(s: dict) -> list[str]:
     """The calibration check and the conversion's warnings (pipeline.conversion_warnings)."""
     lines = []
-    if s.get("calibration_agreement") is not None:
-        lines.append(f"calibration check   SNN = ANN prediction on {_pct(s['calibration_agreement'])} "
-                     f"of the calibration samples")
+    c = s.get("calibration_check")
+    if c:
+        lines.append(f"calibration check   SNN = ANN prediction on {_pct(c['agreement'])} of {c['samples']} "
+                     + ("held-out calibration-file samples" if c["held_out"] else "calibration samples"))
     lines += [f"warning: {w}" for w in s.get("warnings") or []]
     return lines
 

@@ -397,9 +397,10 @@ def section_overview(s: dict, m: dict | None) -> str:
              ("output", shape((m.get("output") or {}).get("shape"))),
              ("source model sha256", m.get("source_model_sha256") or "n/a"),
              ("total time", f"{s['seconds']:.2f} s" if isinstance(s.get("seconds"), (int, float)) else "n/a")]
-    if s.get("calibration_agreement") is not None:
-        pairs.append(("calibration check", f"SNN = ANN prediction on {pct(s['calibration_agreement'])} "
-                                           "of the calibration samples"))
+    c = s.get("calibration_check")
+    if c:
+        pairs.append(("calibration check", f"SNN = ANN prediction on {pct(c['agreement'])} of {c['samples']} "
+                      + ("held-out calibration-file samples" if c["held_out"] else "calibration samples")))
     out = [kv_table(pairs)] + [f"<p class='warn'>warning: {esc(w)}</p>" for w in s.get("warnings") or []]
     if not evaluated(s):
         out.append(empty(NO_VAL))

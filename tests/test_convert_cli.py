@@ -384,21 +384,33 @@ def test_adaptive_timesteps_run(runs):
 # ---------------------------------------------------------------------------
 
 def test_calibration_check_is_the_agreement_of_the_finished_snn(digits):
-    """calibration_agreement = share of the calibration samples on which the
-    finished SNN (all T steps) predicts the ANN's class, recomputed here."""
-    from adacal.pipeline import AGREEMENT_WARNING, convert, pick_calibration
+    """calibration_check = share of the check samples on which the finished SNN
+    (all T steps) predicts the ANN's class, recomputed here: samples of the
+    calibration file that calibration did not use (the same permutation as
+    pick_calibration, disjoint from it) or, when calibration used them all, the
+    calibration samples themselves."""
+    from adacal.pipeline import CHECK_SAMPLES, AGREEMENT_WARNING, convert, pick_calibration, pick_check
     from adacal.runtime_sim.float_sim import simulate
 
     with np.load(digits["calib"]) as f:
         x, y = f["x"].astype(np.float32), f["y"]
-    for T, phi, cal in ((1, 1, "none"), (4, 4, "light")):
+    cases = ((1, 1, "none", 96, True), (4, 4, "light", 96, True), (2, 2, "light", len(x), False))
+    for T, phi, cal, n, held_out in cases:
         conv, s = convert(str(digits["model"]), (x, y), None, timesteps=T, max_spikes=phi, calibration=cal,
-                          calib_samples=96)
-        xc, _ = pick_calibration(x, y, 96, 0)
-        sim, _ = simulate(conv.snn, xc, T)
-        want = float((sim.mean_output().reshape(96, -1).argmax(1) == conv.ann.run(xc).reshape(96, -1).argmax(1))
+                          calib_samples=n)
+        xc, _ = pick_calibration(x, y, n, 0)
+        xk = pick_check(x, n, 0)
+        if held_out:
+            assert len(xk) == min(CHECK_SAMPLES, len(x) - n)
+            assert not (xk[:, None] == xc[None]).reshape(len(xk), len(xc), -1).all(axis=2).any()  # disjoint
+        else:
+            assert xk is None
+            xk = xc
+        sim, _ = simulate(conv.snn, xk, T)
+        k = len(xk)
+        want = float((sim.mean_output().reshape(k, -1).argmax(1) == conv.ann.run(xk).reshape(k, -1).argmax(1))
                      .mean())
-        assert s["calibration_agreement"] == want
+        assert s["calibration_check"] == {"agreement": want, "samples": k, "held_out": held_out}
         assert bool(s["warnings"]) == (want < AGREEMENT_WARNING)
         assert "calibration check" in s["timings"]
 
@@ -410,13 +422,13 @@ def test_a_lossy_conversion_is_reported_with_one_warning(digits, cli):
     base = ("convert", digits["model"], "--calib", digits["calib"], "--calib-samples", "128")
     lossy = ("-T", "1", "--max-spikes", "1", "--calibration", "none")
     s = _ok_json(cli(*base, *lossy, "--json"))
-    a = s["calibration_agreement"]
-    assert 0.5 < a < 0.97, a
-    assert len(s["warnings"]) == 1 and f"{100 * a:.1f} %" in s["warnings"][0]
-    assert "--timesteps" in s["warnings"][0] and "--max-spikes" in s["warnings"][0]
+    c = s["calibration_check"]
+    assert 0.5 < c["agreement"] < 0.97 and c["held_out"], c
+    w = s["warnings"]
+    assert len(w) == 1 and f"{100 * c['agreement']:.1f} % of {c['samples']} held-out" in w[0], w
+    assert "--timesteps" in w[0] and "--max-spikes" in w[0]
     table = cli(*base, *lossy, "--quiet")
     assert table.returncode == 0 and table.stderr == ""
-    assert [line for line in table.stdout.splitlines() if line.startswith("warning: ")] == \
-        ["warning: " + s["warnings"][0]]
+    assert [line for line in table.stdout.splitlines() if line.startswith("warning: ")] == ["warning: " + w[0]]
     good = _ok_json(cli(*base, "--json"))  # T=8, φ=4, light
-    assert good["calibration_agreement"] >= 0.97 and good["warnings"] == []
+    assert good["calibration_check"]["agreement"] >= 0.97 and good["warnings"] == []
