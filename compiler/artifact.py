@@ -144,17 +144,14 @@ def compile_model(model, target: str, calib, out_dir, val=None, options=None, fo
     from adacal.frontends.onnx import load_onnx
     from adacal.ir import Graph
     from adacal.passes import cleanup
-    from adacal.pipeline import (ConvertOptions, conversion_fields, convert_graph, manifest, pick_calibration,
-                                  pick_check)
+    from adacal.pipeline import ConvertOptions, conversion_fields, convert_graph, manifest, split_calibration
 
     if target not in TARGETS:
         raise AdacalError(f"unknown target '{target}' (available: {', '.join(TARGETS)})")
     t0 = time.perf_counter()
     opts = options or ConvertOptions()
     ann = cleanup(model if isinstance(model, Graph) else load_onnx(model))
-    xc, yc = calib if isinstance(calib, tuple) else (calib, None)
-    x_check = pick_check(np.asarray(xc, np.float32), opts.calib_samples, opts.seed)
-    xc, yc = pick_calibration(np.asarray(xc, np.float32), yc, opts.calib_samples, opts.seed)
+    xc, yc, x_check = split_calibration(calib, opts)
     if target == "xylo":
         from adacal.backends.xylo.devices import get_device
         if device is None:

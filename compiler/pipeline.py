@@ -146,6 +146,15 @@ def pick_check(x: np.ndarray, n: int, seed: int) -> np.ndarray | None:
     return x[idx] if len(idx) else None
 
 
+def split_calibration(calib, opts: ConvertOptions):
+    """calib (x or (x, y)) -> the calibration samples (x, y) and the check
+    samples (pick_calibration and pick_check with the options' count and seed)."""
+    x, y = calib if isinstance(calib, tuple) else (calib, None)
+    x = np.asarray(x, np.float32)
+    return (*pick_calibration(x, y, opts.calib_samples, opts.seed),
+            pick_check(x, opts.calib_samples, opts.seed))
+
+
 def convert_graph(ann: ir.Graph, x_cal: np.ndarray, y_cal, opts: ConvertOptions, log=None,
                   x_check: np.ndarray | None = None) -> Conversion:
     """Convert and calibrate on x_cal; the calibration check runs on x_check
@@ -274,9 +283,7 @@ def convert(model, calib, val=None, options: ConvertOptions | None = None, log=N
     t0 = time.perf_counter()
     opts = options or ConvertOptions(**kw)
     ann = cleanup(model if isinstance(model, ir.Graph) else load_onnx(model))
-    xc, yc = calib if isinstance(calib, tuple) else (calib, None)
-    x_check = pick_check(np.asarray(xc, np.float32), opts.calib_samples, opts.seed)
-    xc, yc = pick_calibration(np.asarray(xc, np.float32), yc, opts.calib_samples, opts.seed)
+    xc, yc, x_check = split_calibration(calib, opts)
     conv = convert_graph(ann, xc, yc, opts, log, x_check)
     summary = {"options": asdict(opts), "timings": conv.timings, **conversion_fields(conv)}
     if val is not None:
