@@ -307,15 +307,22 @@ def conversion_fields(conv: Conversion) -> dict:
             "warnings": conversion_warnings(conv)}
 
 
+def check_samples(check: dict) -> str:
+    """'256 held-out calibration-file samples' or '142 calibration samples':
+    what a calibration_check was measured on, for the tables, report.html and
+    the warning."""
+    which = "held-out calibration-file samples" if check["held_out"] else "calibration samples"
+    return f"{check['samples']} {which}"
+
+
 def conversion_warnings(conv: Conversion) -> list[str]:
     """What a user should know before trusting the conversion (one line each)."""
     out = []
     c = conv.calibration_check
     if c is not None and c["agreement"] < AGREEMENT_WARNING:
         o = conv.options
-        which = "held-out calibration-file samples" if c["held_out"] else "calibration samples"
         out.append(f"the SNN predicts what the ANN predicts on only {100 * c['agreement']:.1f} % of "
-                   f"{c['samples']} {which} (T={o.timesteps}, max spikes {o.max_spikes}, calibration "
+                   f"{check_samples(c)} (T={o.timesteps}, max spikes {o.max_spikes}, calibration "
                    f"{o.calibration}): expect an accuracy loss; more --timesteps, a larger --max-spikes or "
                    f"--calibration advanced usually help")
     return out

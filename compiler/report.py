@@ -73,8 +73,8 @@ def _agreement_lines(s: dict) -> list[str]:
     lines = []
     c = s.get("calibration_check")
     if c:
-        lines.append(f"calibration check   SNN = ANN prediction on {_pct(c['agreement'])} of {c['samples']} "
-                     + ("held-out calibration-file samples" if c["held_out"] else "calibration samples"))
+        from adacal.pipeline import check_samples
+        lines.append(f"calibration check   SNN = ANN prediction on {_pct(c['agreement'])} of {check_samples(c)}")
     lines += [f"warning: {w}" for w in s.get("warnings") or []]
     return lines
 
