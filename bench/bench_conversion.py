@@ -18,12 +18,15 @@ events / synops per sample, the energy estimate and the conversion wall time of
                               own `normalize_weights` rescales biases wrongly
   adacal                      φ=1 + light calibration ("SNN Calibration"),
                               uniform φ=2/4/8, burst-cap search, threshold-ratio
-                              search, both, adaptive timesteps
+                              search, both, adaptive timesteps, and the
+                              threshold-ratio search priced in events
+                              (--search-cost events, Loihi 2)
 
 Conventions (all methods, per test sample):
   spikes  Σ k over neurons and steps (an IF spike counts 1, a burst / a sinabs
           multi-spike of k counts k)
   events  number of (neuron, step) pairs with k > 0
+  graded  events × fan-out: synops on Loihi 2, where a burst is one graded message
   synops  spikes × fan-out; fan-out = a neuron's outgoing synapses to the next
           neurons or the readout, pooling folded into the next layer (adacal's
           `runtime_sim.energy.fanout_maps` on the converted graph of the same
@@ -472,6 +475,12 @@ ADACAL_CONFIGS = [
     ("both", "adacal both searches φ4",
      dict(max_spikes=4, search_spikes=True, spike_range=(1, 8), energy_budget=1.0,
           search_thresholds=True, sensitivity_budget=1.0), SEARCH),
+    # the searches priced as Loihi 2's graded spikes cost (--search-cost events: a burst
+    # is one message), with φ=8 since a higher cap costs no extra events; two budgets
+    ("ratio_ev", "adacal thr-ratio φ8, events, L=1",
+     dict(max_spikes=8, search_thresholds=True, sensitivity_budget=1.0, search_cost="events"), SEARCH),
+    ("ratio_ev3", "adacal thr-ratio φ8, events, L=3",
+     dict(max_spikes=8, search_thresholds=True, sensitivity_budget=3.0, search_cost="events"), SEARCH),
     ("iat", "adacal adaptive T φ4", dict(max_spikes=4, adaptive_timesteps=True), 8),
     # acceptance check (iii-a): burst search with the budget relative to uniform φ=2
     ("burst_ref2", "adacal burst search 1..8 (ref φ2)",
@@ -528,7 +537,7 @@ def subset_accuracy(conv, x, y) -> float:
 # --------------------------------------------------------------------------- report
 
 HEADER = (f"  {'method':<36} {'T':>8} {'acc %':>6} {'Δ ANN':>6} {'spikes':>9} {'events':>9}"
-          f" {'synops (M)':>10} {'E (µJ)':>8} {'conv s':>7}")
+          f" {'synops (M)':>10} {'graded (M)':>10} {'E (µJ)':>8} {'conv s':>7}")
 
 
 def _num(v: float, width: int) -> str:
@@ -545,7 +554,8 @@ def fmt_row(r: dict, ann_acc: float) -> str:
         t = f"{t}{r['samples_note']}"
     return (f"  {r['method']:<36} {t:>8} {100 * r['accuracy']:6.2f} {100 * (r['accuracy'] - ann_acc):+6.2f}"
             f" {r['spikes_per_sample']:9.0f} {r['events_per_sample']:9.0f}"
-            f" {_num(r['synops_per_sample'] / 1e6, 10)} {_num(r['energy_pj_per_sample'] / 1e6, 8)}"
+            f" {_num(r['synops_per_sample'] / 1e6, 10)} {_num(r['graded_synops_per_sample'] / 1e6, 10)}"
+            f" {_num(r['energy_pj_per_sample'] / 1e6, 8)}"
             f" {r['seconds']:7.1f}")
 
 

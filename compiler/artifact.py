@@ -163,6 +163,9 @@ def compile_model(model, target: str, calib, out_dir, val=None, options=None, fo
         if opts.adaptive_timesteps:
             raise AdacalError("--adaptive-timesteps is not supported for Xylo (the readout is the output "
                               "Vmem after the last step)")
+        if opts.search_cost != "spikes":
+            raise AdacalError("search cost 'events' prices a burst as one graded message (Loihi 2); Xylo "
+                              "delivers a burst of k as k spikes, so its searches price spikes")
     conv = convert_graph(ann, xc, yc, opts, log, x_check)
     nir_file = None
     if emit_nir:  # built before lowering: an export problem surfaces early

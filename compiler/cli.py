@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     cx.add_argument("--force", action="store_true", help="replace OUTDIR if it is an existing adacal output")
     cx.add_argument("--emit-nir", action="store_true", help="also write the float burst SNN as a NIR graph, "
                     "OUTDIR/network.nir")
-    add_conversion_options(cx)
+    add_conversion_options(cx, graded=False)
     cx.add_argument("--json", action="store_true")
     cx.add_argument("--quiet", action="store_true")
     sm = sub.add_parser("simulate", help="run a compiled artifact with the bit-accurate simulator")
@@ -105,8 +105,10 @@ def _spike_range(text: str) -> tuple[int, int]:
     return lo, hi
 
 
-def add_conversion_options(p: argparse.ArgumentParser) -> None:
-    """The conversion options shared by convert and the compile commands."""
+def add_conversion_options(p: argparse.ArgumentParser, graded: bool = True) -> None:
+    """The conversion options shared by convert and the compile commands
+    (--search-cost only where bursts can be graded messages: not on Xylo,
+    which delivers a burst of k as k spikes)."""
     g = p.add_argument_group("conversion")
     g.add_argument("--timesteps", "-T", type=int, default=8, help="timesteps T (default 8)")
     g.add_argument("--max-spikes", type=int, default=4, help="burst cap φ: max spikes per neuron per step (default 4)")
@@ -123,6 +125,10 @@ def add_conversion_options(p: argparse.ArgumentParser) -> None:
                    help="raise thresholds per layer where the output is insensitive (fewer synops)")
     g.add_argument("--sensitivity-budget", type=float, default=1.0, metavar="L",
                    help="allowed output divergence relative to unscaled thresholds (default 1.0)")
+    if graded:
+        g.add_argument("--search-cost", default="spikes", choices=("spikes", "events"),
+                       help="what the searches price: spikes (a burst of k counts k; the paper, Xylo; default) "
+                            "or events (a burst is one graded message: Loihi 2)")
     g.add_argument("--adaptive-timesteps", action="store_true", help="stop each sample once confident")
     g.add_argument("--exit-metric", default="confidence", choices=("confidence", "entropy"))
     g.add_argument("--exit-level", type=float, default=0.9, metavar="A",
@@ -137,6 +143,7 @@ def conversion_options(args):
         calibration=args.calibration, calib_samples=args.calib_samples, search_spikes=args.search_spikes,
         spike_range=tuple(args.spike_range), energy_budget=args.energy_budget,
         search_thresholds=args.search_thresholds, sensitivity_budget=args.sensitivity_budget,
+        search_cost=getattr(args, "search_cost", "spikes"),
         adaptive_timesteps=args.adaptive_timesteps, exit_metric=args.exit_metric, exit_level=args.exit_level,
         seed=args.seed)
 

@@ -45,6 +45,7 @@ class ConvertOptions:
     energy_budget: float = 1.0
     search_thresholds: bool = False
     sensitivity_budget: float = 1.0
+    search_cost: str = "spikes"  # energy.SEARCH_COSTS: what the two searches price
     adaptive_timesteps: bool = False
     exit_metric: str = "confidence"
     exit_level: float = 0.9
@@ -71,6 +72,9 @@ class ConvertOptions:
             raise AdacalError(f"--energy-budget must be a number > 0, got {self.energy_budget}")
         if not (math.isfinite(self.sensitivity_budget) and self.sensitivity_budget >= 0):
             raise AdacalError(f"--sensitivity-budget must be a number >= 0, got {self.sensitivity_budget}")
+        if self.search_cost not in energy.SEARCH_COSTS:
+            raise AdacalError(f"--search-cost must be one of {', '.join(energy.SEARCH_COSTS)}, "
+                              f"got {self.search_cost}")
         if not 0.0 <= self.exit_level <= 1.0:
             raise AdacalError(f"--exit-level must be in [0, 1], got {self.exit_level}")
         if self.seed < 0:
@@ -101,6 +105,8 @@ class Conversion:
 # the ANN (and so the SNN) finds easier than new data: a warning means a real
 # loss, no warning does not rule one out.
 AGREEMENT_WARNING = 0.97
+#: the threshold-ratio search's cost table in the summary, by --search-cost
+RATIO_COST_KEY = {"spikes": "synops", "events": "graded_synops"}
 CHECK_SAMPLES = 256
 
 
@@ -172,26 +178,28 @@ def convert_graph(ann: ir.Graph, x_cal: np.ndarray, y_cal, opts: ConvertOptions,
         lo, hi = opts.spike_range
         res = steps.counted("burst-cap search", len(names) * (hi - lo + 1), "layer x cap trials",
                             search_max_spikes, snn, acts, ann_out, x_cal, T,
-                            tuple(opts.spike_range), opts.max_spikes, opts.energy_budget, opts.threshold)
+                            tuple(opts.spike_range), opts.max_spikes, opts.energy_budget, opts.threshold,
+                            price=opts.search_cost)
         for name, phi in zip(res.layers, res.chosen):
             snn = with_max_spikes(snn, acts, T, name, phi, opts.threshold)
+        # the cost table and budget are named after what they count: spikes, or events
         conv.searches["burst_caps"] = {"candidates": list(res.candidates), "chosen": list(res.chosen),
-                                       "budget_spikes": res.budget,
-                                       "sensitivity": _table(res.sensitivity), "spikes": _table(res.spikes)}
+                                       "cost": res.price, f"budget_{res.price}": res.budget,
+                                       "sensitivity": _table(res.sensitivity), res.price: _table(res.spikes)}
     snn = steps.counted("calibration", len(names), "layers", bias_correction.correct, snn, acts, x_cal, T,
                         opts.calibration)
     if opts.search_thresholds:
         fan = energy.fanout_maps(snn)
         trials = len(names) * (len(RATIOS) - 1)  # at most: the search prunes
         res = steps.counted("threshold-ratio search", trials, "layer x ratio trials", search_threshold_ratios,
-                            snn, ann_out, x_cal, T, opts.sensitivity_budget, fan)
+                            snn, ann_out, x_cal, T, opts.sensitivity_budget, fan, price=opts.search_cost)
         conv.threshold_ratios = dict(zip(res.layers, res.chosen))
         snn = scale_thresholds(snn, conv.threshold_ratios)
         snn = steps.counted("calibration after ratios", len(names), "layers", bias_correction.correct, snn, acts,
                             x_cal, T, opts.calibration)
         conv.searches["threshold_ratios"] = {"ratios": list(res.ratios), "chosen": list(res.chosen),
                                              "budget_kl": res.budget, "sensitivity": _table(res.sensitivity),
-                                             "synops": _table(res.synops)}
+                                             "cost": res.price, RATIO_COST_KEY[res.price]: _table(res.synops)}
     held_out = x_check is not None and len(x_check) > 0
     x_chk = np.asarray(x_check, np.float32) if held_out else x_cal
     sim, _ = steps.run("calibration check", simulate, snn, x_chk, T)

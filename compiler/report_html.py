@@ -613,22 +613,25 @@ def section_searches(s: dict, names) -> str:
     out = []
     b = se.get("burst_caps")
     if b:
+        unit = b.get("cost", "spikes")  # spikes, or events (--search-cost events)
         out.append(_search_tables("Burst-cap search (--search-spikes)", [f"\u03c6={c}" for c in b["candidates"]],
-                                  b.get("layers") or names, b["sensitivity"], b["spikes"], b["chosen"],
+                                  b.get("layers") or names, b["sensitivity"], b[unit], b["chosen"],
                                   "output sensitivity (divergence from the ANN) per candidate cap",
-                                  "spikes per sample per candidate cap"))
-        out.append(note(f"Spike budget {num(b.get('budget_spikes'))} per sample (energy budget "
+                                  f"{unit} per sample per candidate cap"))
+        out.append(note(f"Budget {num(b.get('budget_' + unit))} {unit} per sample (energy budget "
                         f"{num(o.get('energy_budget'))} \u00d7 uniform \u03c6 = {num(o.get('max_spikes'))}); "
                         "\u2014: not tried."))
     else:
         out.append(note("Burst-cap search: not run (uniform \u03c6 = --max-spikes; enable with --search-spikes)."))
     r = se.get("threshold_ratios")
     if r:
+        key, label = (("graded_synops", "graded synops (events \u00d7 fan-out)") if r.get("cost") == "events"
+                      else ("synops", "synops (spikes \u00d7 fan-out)"))
         out.append(_search_tables("Threshold-ratio search (--search-thresholds)",
                                   [f"\u00d7{num(c)}" for c in r["ratios"]], r.get("layers") or names,
-                                  r["sensitivity"], r["synops"], r["chosen"],
+                                  r["sensitivity"], r[key], r["chosen"],
                                   "output sensitivity (divergence from the ANN) per threshold ratio",
-                                  "synops per sample per threshold ratio"))
+                                  f"{label} per sample per threshold ratio"))
         out.append(note(f"Sensitivity budget {num(r.get('budget_kl'))} (--sensitivity-budget "
                         f"{num(o.get('sensitivity_budget'))}); \u2014: not tried (the search stops raising a "
                         "layer's ratio once it exceeds the budget)."))

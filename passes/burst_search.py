@@ -4,7 +4,9 @@ budget (method.md §5; the paper's "AdaFire").
 With every layer at φ_max, each layer l is tried with each φ in the candidate
 range (its thresholds re-searched for that φ, the others unchanged): the
 sensitivity S_l(φ) is the symmetric KL between SNN and ANN outputs on the
-calibration batch, the cost E_l(φ) that layer's spikes per sample.  The
+calibration batch, the cost E_l(φ) that layer's spikes per sample (with
+price="events", its non-zero bursts per sample: what Loihi 2's graded spikes
+send).  The
 frontier solver then minimises Σ S subject to Σ E ≤ ratio · Σ_l E_l(φ_ref),
 with φ_ref the uniform cap the budget is relative to (looked up by value).
 """
@@ -28,9 +30,10 @@ class BurstSearchResult:
     layers: tuple[str, ...]
     candidates: tuple[int, ...]
     sensitivity: np.ndarray  # (L, len(candidates))
-    spikes: np.ndarray  # (L, len(candidates)) per sample
+    spikes: np.ndarray  # (L, len(candidates)) per sample: spikes, or events with price="events"
     budget: float
     chosen: tuple[int, ...]  # φ per layer, layer order
+    price: str = "spikes"  # what `spikes` counts: "spikes" or "events"
 
 
 def with_max_spikes(snn: ir.Graph, acts: dict, T: int, name: str, phi: int, method: str) -> ir.Graph:
@@ -40,7 +43,7 @@ def with_max_spikes(snn: ir.Graph, acts: dict, T: int, name: str, phi: int, meth
 
 def search_max_spikes(snn: ir.Graph, acts: dict, ann_out: np.ndarray, x: np.ndarray, T: int,
                       spike_range: tuple[int, int], reference: int, ratio: float,
-                      method: str = "mse", progress=None) -> BurstSearchResult:
+                      method: str = "mse", progress=None, price: str = "spikes") -> BurstSearchResult:
     lo, hi = spike_range
     if not 1 <= lo <= hi:
         raise AdacalError(f"spike range {lo}:{hi} is not a range of caps >= 1")
@@ -62,14 +65,14 @@ def search_max_spikes(snn: ir.Graph, acts: dict, ann_out: np.ndarray, x: np.ndar
             trial = with_max_spikes(base, acts, T, name, phi, method)
             res, _ = simulate(trial, x, T, resume=(name, snaps[name]))
             sens[li, ci] = symmetric_kl(res.mean_output(), ann_out)
-            cost[li, ci] = res.spikes[name].sum(axis=0).mean()
+            cost[li, ci] = (res.events if price == "events" else res.spikes)[name].sum(axis=0).mean()
             if progress:
                 progress()
     budget = ratio * cost[:, cands.index(reference)].sum()
     choice = frontier.solve(sens, cost, budget)
     if choice is None:
         raise AdacalError(f"no choice of max spikes in {lo}:{hi} fits the energy budget {ratio:g} x "
-                          f"(uniform {reference}): the cheapest needs {frontier.min_cost(cost):.1f} spikes "
+                          f"(uniform {reference}): the cheapest needs {frontier.min_cost(cost):.1f} {price} "
                           f"per sample, the budget is {budget:.1f}; raise --energy-budget or lower the range")
     return BurstSearchResult(tuple(layers), cands, sens, cost, float(budget),
-                             tuple(cands[j] for j in choice))
+                             tuple(cands[j] for j in choice), price)

@@ -5,7 +5,8 @@ insensitive, to cut synaptic operations (method.md §6; the paper's
 Each layer l is tried with θ_l ← r·θ_l for r ∈ {1.0, 1.5, ..., 10.0}, one
 layer at a time: sensitivity S_l(r) = symmetric KL to the ANN output, cost
 E_l(r) = that layer's synaptic operations per sample (spikes × fan-out, so the
-search prices what the energy estimate prices).  The frontier solver, with
+search prices what the energy estimate prices; with price="events",
+events × fan-out, what Loihi 2's graded spikes cost).  The frontier solver, with
 cost and value exchanged, minimises Σ E subject to
 
     Σ_l [S_l(r_l) − S_l(1.0)] ≤ λ · S_0,
@@ -48,9 +49,10 @@ class RatioSearchResult:
     layers: tuple[str, ...]
     ratios: tuple[float, ...]
     sensitivity: np.ndarray  # (L, R)
-    synops: np.ndarray  # (L, R) per sample
+    synops: np.ndarray  # (L, R) per sample: spikes x fan-out, or events x fan-out with price="events"
     budget: float
     chosen: tuple[float, ...]  # ratio per layer, layer order
+    price: str = "spikes"
 
 
 def scale_thresholds(snn: ir.Graph, ratios: dict[str, float]) -> ir.Graph:
@@ -61,9 +63,12 @@ def scale_thresholds(snn: ir.Graph, ratios: dict[str, float]) -> ir.Graph:
 
 
 def search_threshold_ratios(snn: ir.Graph, ann_out: np.ndarray, x: np.ndarray, T: int, budget_ratio: float,
-                            fanout: dict, progress=None) -> RatioSearchResult:
+                            fanout: dict, progress=None, price: str = "spikes") -> RatioSearchResult:
     if budget_ratio < 0:
         raise AdacalError(f"sensitivity budget must be >= 0, got {budget_ratio}")
+    def synops(res, name):
+        return (res.event_synops if price == "events" else res.synops)[name].sum(axis=0).mean()
+
     layers = neuron_names(snn)
     sens = np.zeros((len(layers), len(RATIOS)))
     cost = np.zeros_like(sens)
@@ -72,11 +77,11 @@ def search_threshold_ratios(snn: ir.Graph, ann_out: np.ndarray, x: np.ndarray, T
     base = symmetric_kl(first.mean_output(), ann_out)  # S_0
     allowance = budget_ratio * max(base, MIN_REFERENCE_KL)
     for li, name in enumerate(layers):
-        sens[li, 0], cost[li, 0] = base, first.synops[name].sum(axis=0).mean()
+        sens[li, 0], cost[li, 0] = base, synops(first, name)
         for ri, r in enumerate(RATIOS[1:], start=1):
             res, _ = simulate(scale_thresholds(snn, {name: r}), x, T, fanout=fanout, resume=(name, snaps[name]))
             sens[li, ri] = symmetric_kl(res.mean_output(), ann_out)
-            cost[li, ri] = res.synops[name].sum(axis=0).mean()
+            cost[li, ri] = synops(res, name)
             if progress:
                 progress()
             if sens[li, ri] - base > PRUNE_FACTOR * allowance:
@@ -91,4 +96,4 @@ def search_threshold_ratios(snn: ir.Graph, ann_out: np.ndarray, x: np.ndarray, T
                           f"the least sensitive choice needs {frontier.min_cost(sens):.4g}, the budget is "
                           f"{budget:.4g}; raise --sensitivity-budget")
     return RatioSearchResult(tuple(layers), RATIOS, sens, cost, float(budget),
-                             tuple(RATIOS[j] for j in choice))
+                             tuple(RATIOS[j] for j in choice), price)

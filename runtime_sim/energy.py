@@ -24,6 +24,11 @@ from adacal.interpret import _pad, apply_op
 E_MAC_PJ = 4.6
 E_AC_PJ = 0.9
 
+#: what the burst-cap and threshold-ratio searches price (--search-cost):
+#: "spikes" counts a burst of k as k (method.md §5-6, Xylo); "events" counts it
+#: as one graded message (Loihi 2), so the ratio search prices events × fan-out
+SEARCH_COSTS = ("spikes", "events")
+
 
 NEURONS = (ir.BurstNeuron, int_ir.IntBurstNeuron)
 

@@ -555,13 +555,15 @@ def _search_net(n):
     return ann, x, ann.activations(x, ["r0", "r1"]), ann.run(x)
 
 
-@pytest.mark.parametrize("n, T", [(40, 4), (200, 16)])  # 200 > one simulation batch at T = 16
-def test_burst_search_against_independent_recomputation(n, T):
+# 200 > one simulation batch at T = 16; price "events": a burst of k costs one (Loihi 2)
+@pytest.mark.parametrize("n, T, price", [(40, 4, "spikes"), (200, 16, "spikes"), (40, 4, "events")])
+def test_burst_search_against_independent_recomputation(n, T, price):
     from adacal.passes.burst_search import search_max_spikes
     ann, x, acts, ann_out = _search_net(n)
     lo, hi, ref, ratio = 2, 4, 3, 0.9  # φ_min != 1: the budget row is looked up by value
     snn = set_thresholds(to_spiking(ann, hi), acts, T)
-    res = search_max_spikes(snn, acts, ann_out, x, T, (lo, hi), ref, ratio)
+    res = search_max_spikes(snn, acts, ann_out, x, T, (lo, hi), ref, ratio, price=price)
+    assert res.price == price
     cands = list(range(lo, hi + 1))
     assert list(res.candidates) == cands and list(res.layers) == ["r0", "r1"]
     base = snn
@@ -569,12 +571,16 @@ def test_burst_search_against_independent_recomputation(n, T):
         base = set_neuron(base, name, max_spikes=hi, threshold=channel_thresholds(acts[name], T, hi))
     sens = np.zeros((2, len(cands)))
     cost = np.zeros((2, len(cands)))
+    spikes = np.zeros((2, len(cands)))
     for li, name in enumerate(("r0", "r1")):
         for ci, phi in enumerate(cands):
             trial = set_neuron(base, name, max_spikes=phi, threshold=channel_thresholds(acts[name], T, phi))
             sim, _ = simulate(trial, x, T, batch_size=len(x))
             sens[li, ci] = sym_kl(sim.outputs.mean(axis=0), ann_out)
-            cost[li, ci] = sim.spikes[name].sum(axis=0).mean()
+            spikes[li, ci] = sim.spikes[name].sum(axis=0).mean()
+            cost[li, ci] = (sim.events if price == "events" else sim.spikes)[name].sum(axis=0).mean()
+    if price == "events":  # bursts of more than one spike occur, so the two prices differ
+        assert (cost < spikes).any()
     np.testing.assert_allclose(res.sensitivity, sens, rtol=1e-6, atol=1e-12)
     np.testing.assert_allclose(res.spikes, cost, rtol=1e-9)
     budget = ratio * cost[:, cands.index(ref)].sum()
@@ -597,14 +603,15 @@ def test_burst_search_infeasible_budget_is_a_clear_error():
         search_max_spikes(snn, acts, ann_out, x, 4, (1, 4), 4, 0.01)
 
 
-@pytest.mark.parametrize("n, T", [(40, 4), (200, 16)])
-def test_threshold_ratio_search_against_independent_recomputation(n, T):
+@pytest.mark.parametrize("n, T, price", [(40, 4, "spikes"), (200, 16, "spikes"), (40, 4, "events")])
+def test_threshold_ratio_search_against_independent_recomputation(n, T, price):
     from adacal.passes.threshold_ratio_search import RATIOS, search_threshold_ratios
     ann, x, acts, ann_out = _search_net(n)
     snn = bias_correction.correct(set_thresholds(to_spiking(ann, 2), acts, T), acts, x, T, "light")
     fan = fanout_maps(snn)
     lam = 1.5
-    res = search_threshold_ratios(snn, ann_out, x, T, lam, fan)
+    res = search_threshold_ratios(snn, ann_out, x, T, lam, fan, price=price)
+    assert res.price == price
     assert list(RATIOS) == [1.0 + 0.5 * i for i in range(19)]
     sens = np.zeros((2, len(RATIOS)))
     syn = np.zeros((2, len(RATIOS)))
@@ -613,7 +620,9 @@ def test_threshold_ratio_search_against_independent_recomputation(n, T):
             trial = set_neuron(snn, name, threshold=f32(snn.node(name).op.threshold * np.float32(r)))
             sim, _ = simulate(trial, x, T, batch_size=len(x), fanout=fan)
             sens[li, ri] = sym_kl(sim.outputs.mean(axis=0), ann_out)
-            syn[li, ri] = sim.synops[name].sum(axis=0).mean()
+            syn[li, ri] = (sim.event_synops if price == "events" else sim.synops)[name].sum(axis=0).mean()
+            if price == "events" and ri == 0:  # bursts of two occur: events x fan-out < spikes x fan-out
+                assert syn[li, ri] < sim.synops[name].sum(axis=0).mean()
     # every row's r = 1.0 entry is the same unscaled network
     np.testing.assert_allclose(sens[:, 0], sens[0, 0], rtol=1e-9)
     # the budget as documented in threshold_ratio_search (a deliberate reading of

@@ -123,6 +123,8 @@ def _runs(d):
         "search_spikes": lambda: run_cli(*base, "--val", sv, *fast, "--search-spikes", "--spike-range", "1:4",
                                          "--json"),
         "search_thresholds": lambda: run_cli(*base, "--val", sv, *fast, "--search-thresholds", "--json"),
+        "search_events": lambda: run_cli(*base, "--val", sv, *fast, "-T", "2", "--search-spikes", "--spike-range",
+                                         "1:4", "--search-thresholds", "--search-cost", "events", "--json"),
         # default calibration set (256) at T = 16: more than one simulation batch
         "searches_T16": lambda: run_cli(*base, "--val", sv, "-T", "16", "--search-spikes", "--spike-range", "1:4",
                                         "--json"),
@@ -356,6 +358,41 @@ def test_search_thresholds_run(runs):
     found = s.get("searches", {}).get("threshold_ratios")
     if found is not None:
         assert found["chosen"] == ratios
+
+
+def test_searches_priced_in_events(runs):
+    """--search-cost events (Loihi 2's graded spikes): both searches report
+    what they priced under its own name, and the choice fits the event budget."""
+    s = _ok_json(runs["search_events"])
+    assert s["options"]["search_cost"] == "events"
+    caps, ratios = s["searches"]["burst_caps"], s["searches"]["threshold_ratios"]
+    assert caps["cost"] == "events" and "spikes" not in caps and "budget_spikes" not in caps
+    events = np.asarray(caps["events"], dtype=float)
+    cands = caps["candidates"]
+    chosen = [layer["max_spikes"] for layer in s["per_layer"]]
+    assert caps["chosen"] == chosen
+    assert sum(events[i, cands.index(c)] for i, c in enumerate(chosen)) <= caps["budget_events"] * (1 + 1e-9)
+    assert ratios["cost"] == "events" and "synops" not in ratios
+    assert np.asarray(ratios["graded_synops"], dtype=float).shape == (len(chosen), len(ratios["ratios"]))
+    # the default prices spikes, under the names it always had
+    d = _ok_json(runs["search_spikes"])
+    assert d["options"]["search_cost"] == "spikes" and d["searches"]["burst_caps"]["cost"] == "spikes"
+
+
+def test_xylo_has_no_event_pricing(cli, digits, tmp_path):
+    """Xylo delivers a burst of k as k spikes: compile-xylo has no --search-cost,
+    and the Python API refuses it for the Xylo target."""
+    from adacal.artifact import compile_model
+    from adacal.errors import AdacalError
+    from adacal.pipeline import ConvertOptions
+    out = tmp_path / "x"
+    p = cli("compile-xylo", digits["model"], "--calib", digits["calib"], "-o", out, "--device", "xylo-audio3",
+            "--search-cost", "events")
+    assert p.returncode == 2 and "--search-cost" in p.stderr and not out.exists()
+    with pytest.raises(AdacalError, match="Xylo delivers a burst"):
+        compile_model(str(digits["model"]), "xylo", np.load(digits["calib"])["x"], out, device="xylo-audio3",
+                      options=ConvertOptions(search_cost="events"))
+    assert not out.exists()
 
 
 def test_burst_search_with_the_default_calibration_set_at_T16(runs):

@@ -1,7 +1,8 @@
 """report.html (issue 7): every output directory holds a self-contained report.
 
 Three small runs through the CLI, started together (process start-up dominates):
-compile-loihi2 of a tiny CNN with both searches and adaptive timesteps,
+compile-loihi2 of a tiny CNN with both searches (priced in events, as Loihi 2's
+graded spikes cost) and adaptive timesteps,
 compile-xylo of a tiny MLP, and convert -o of the CNN.  Then
 
 * the page parses (html.parser): every section id and heading, no scripts,
@@ -106,8 +107,8 @@ def outputs(tmp_path_factory):
     mlp, mlp_cal, mlp_val = _write(root, "mlp", tiny_mlp(rng), (12,), rng)
     runs = {
         "loihi2": ("compile-loihi2", cnn, "--calib", cnn_cal, "--val", cnn_val, "-T", T_LOIHI, "--max-spikes", 3,
-                   "--search-spikes", "--spike-range", "1:3", "--search-thresholds", "--adaptive-timesteps",
-                   "--calib-samples", 64, "-o", root / "loihi2", "--json"),
+                   "--search-spikes", "--spike-range", "1:3", "--search-thresholds", "--search-cost", "events",
+                   "--adaptive-timesteps", "--calib-samples", 64, "-o", root / "loihi2", "--json"),
         "xylo": ("compile-xylo", mlp, "--calib", mlp_cal, "--val", mlp_val, "--device", "xylo-audio3",
                  "-T", T_XYLO, "--calib-samples", 64, "-o", root / "xylo", "--json"),
         "convert": ("convert", cnn, "--calib", cnn_cal, "--val", cnn_val, "-T", T_CONVERT, "--calib-samples", 64,
@@ -242,6 +243,9 @@ def test_summary_fields_for_the_report(outputs):
         assert all(L["float_int_relative_error"] is not None for L in s["per_layer"])
     s = outputs["loihi2"][1]
     assert set(s["searches"]) == {"burst_caps", "threshold_ratios"} and s["exit_policy"]["metric"] == "confidence"
+    assert s["searches"]["burst_caps"]["cost"] == s["searches"]["threshold_ratios"]["cost"] == "events"
+    page = (outputs["loihi2"][0] / "report.html").read_text()
+    assert "events per sample per candidate cap" in page and "graded synops (events" in page
     assert s["adaptive_exit"]["avg_timesteps"] <= T_LOIHI and len(s["adaptive_exit"]["exit_histogram"]) == T_LOIHI
     assert all("bit_accurate_synops_per_sample" in L for L in s["per_layer"])
     s = outputs["xylo"][1]
