@@ -6,9 +6,9 @@ range (its thresholds re-searched for that φ, the others unchanged): the
 sensitivity S_l(φ) is the symmetric KL between SNN and ANN outputs on the
 calibration batch, the cost E_l(φ) that layer's spikes per sample (with
 price="events", its non-zero bursts per sample: what Loihi 2's graded spikes
-send).  The
-frontier solver then minimises Σ S subject to Σ E ≤ ratio · Σ_l E_l(φ_ref),
-with φ_ref the uniform cap the budget is relative to (looked up by value).
+send).  The frontier solver then minimises Σ S subject to
+Σ E ≤ ratio · Σ_l E_l(φ_ref), with φ_ref the uniform cap the budget is
+relative to (looked up by value).
 """
 from __future__ import annotations
 

@@ -66,6 +66,7 @@ def search_threshold_ratios(snn: ir.Graph, ann_out: np.ndarray, x: np.ndarray, T
                             fanout: dict, progress=None, price: str = "spikes") -> RatioSearchResult:
     if budget_ratio < 0:
         raise AdacalError(f"sensitivity budget must be >= 0, got {budget_ratio}")
+
     def synops(res, name):
         return (res.event_synops if price == "events" else res.synops)[name].sum(axis=0).mean()
 
