@@ -82,8 +82,12 @@ def _agreement_lines(s: dict) -> list[str]:
 def format_summary(s: dict) -> str:
     """The readable table `adacal convert` prints."""
     o = s["options"]
+    searches = [n for n, on in (("burst caps", o.get("search_spikes")), ("threshold ratios",
+                                                                       o.get("search_thresholds"))) if on]
     lines = [f"T = {o['timesteps']}, max spikes {o['max_spikes']}, thresholds {o['threshold']}, "
-             f"calibration {o['calibration']}"]
+             f"calibration {o['calibration']}"
+             + (f", searched {' and '.join(searches)} priced in {o.get('search_cost', 'spikes')}"
+                if searches else "")]
     lines += _agreement_lines(s)
     if "samples" not in s:
         lines.append("(no --val data: nothing evaluated)")

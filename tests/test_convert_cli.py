@@ -377,6 +377,10 @@ def test_searches_priced_in_events(runs):
     # the default prices spikes, under the names it always had
     d = _ok_json(runs["search_spikes"])
     assert d["options"]["search_cost"] == "spikes" and d["searches"]["burst_caps"]["cost"] == "spikes"
+    # the table's first line says what the searches priced
+    from adacal.report import format_summary
+    assert format_summary(s).splitlines()[0].endswith("searched burst caps and threshold ratios priced in events")
+    assert format_summary(d).splitlines()[0].endswith("searched burst caps priced in spikes")
 
 
 def test_xylo_has_no_event_pricing(cli, digits, tmp_path):
