@@ -185,7 +185,7 @@ def convert_graph(ann: ir.Graph, x_cal: np.ndarray, y_cal, opts: ConvertOptions,
         # the cost table and budget are named after what they count: spikes, or events
         conv.searches["burst_caps"] = {"candidates": list(res.candidates), "chosen": list(res.chosen),
                                        "cost": res.price, f"budget_{res.price}": res.budget,
-                                       "sensitivity": _table(res.sensitivity), res.price: _table(res.spikes)}
+                                       "sensitivity": _table(res.sensitivity), res.price: _table(res.cost)}
     snn = steps.counted("calibration", len(names), "layers", bias_correction.correct, snn, acts, x_cal, T,
                         opts.calibration)
     if opts.search_thresholds:
@@ -199,7 +199,7 @@ def convert_graph(ann: ir.Graph, x_cal: np.ndarray, y_cal, opts: ConvertOptions,
                             x_cal, T, opts.calibration)
         conv.searches["threshold_ratios"] = {"ratios": list(res.ratios), "chosen": list(res.chosen),
                                              "budget_kl": res.budget, "sensitivity": _table(res.sensitivity),
-                                             "cost": res.price, RATIO_COST_KEY[res.price]: _table(res.synops)}
+                                             "cost": res.price, RATIO_COST_KEY[res.price]: _table(res.cost)}
     held_out = x_check is not None and len(x_check) > 0
     x_chk = np.asarray(x_check, np.float32) if held_out else x_cal
     sim, _ = steps.run("calibration check", simulate, snn, x_chk, T)

@@ -625,8 +625,10 @@ def section_searches(s: dict, names) -> str:
         out.append(note("Burst-cap search: not run (uniform \u03c6 = --max-spikes; enable with --search-spikes)."))
     r = se.get("threshold_ratios")
     if r:
-        key, label = (("graded_synops", "graded synops (events \u00d7 fan-out)") if r.get("cost") == "events"
-                      else ("synops", "synops (spikes \u00d7 fan-out)"))
+        from adacal.pipeline import RATIO_COST_KEY
+        key = RATIO_COST_KEY[r.get("cost", "spikes")]
+        label = {"synops": "synops (spikes \u00d7 fan-out)",
+                 "graded_synops": "graded synops (events \u00d7 fan-out)"}[key]
         out.append(_search_tables("Threshold-ratio search (--search-thresholds)",
                                   [f"\u00d7{num(c)}" for c in r["ratios"]], r.get("layers") or names,
                                   r["sensitivity"], r[key], r["chosen"],

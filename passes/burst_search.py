@@ -30,10 +30,10 @@ class BurstSearchResult:
     layers: tuple[str, ...]
     candidates: tuple[int, ...]
     sensitivity: np.ndarray  # (L, len(candidates))
-    spikes: np.ndarray  # (L, len(candidates)) per sample: spikes, or events with price="events"
+    cost: np.ndarray  # (L, len(candidates)) per sample, in `price` units: spikes or events
     budget: float
     chosen: tuple[int, ...]  # φ per layer, layer order
-    price: str = "spikes"  # what `spikes` counts: "spikes" or "events"
+    price: str = "spikes"  # what `cost` counts: "spikes" or "events"
 
 
 def with_max_spikes(snn: ir.Graph, acts: dict, T: int, name: str, phi: int, method: str) -> ir.Graph:

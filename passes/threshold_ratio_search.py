@@ -49,7 +49,7 @@ class RatioSearchResult:
     layers: tuple[str, ...]
     ratios: tuple[float, ...]
     sensitivity: np.ndarray  # (L, R)
-    synops: np.ndarray  # (L, R) per sample: spikes x fan-out, or events x fan-out with price="events"
+    cost: np.ndarray  # (L, R) per sample: spikes x fan-out, or events x fan-out with price="events"
     budget: float
     chosen: tuple[float, ...]  # ratio per layer, layer order
     price: str = "spikes"

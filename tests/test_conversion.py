@@ -582,7 +582,7 @@ def test_burst_search_against_independent_recomputation(n, T, price):
     if price == "events":  # bursts of more than one spike occur, so the two prices differ
         assert (cost < spikes).any()
     np.testing.assert_allclose(res.sensitivity, sens, rtol=1e-6, atol=1e-12)
-    np.testing.assert_allclose(res.spikes, cost, rtol=1e-9)
+    np.testing.assert_allclose(res.cost, cost, rtol=1e-9)
     budget = ratio * cost[:, cands.index(ref)].sum()
     assert res.budget == pytest.approx(budget)
     feasible = [(sens[0, i] + sens[1, j], (cands[i], cands[j])) for i in range(3) for j in range(3)
@@ -639,7 +639,7 @@ def test_threshold_ratio_search_against_independent_recomputation(n, T, price):
         over = np.flatnonzero(sens[li, 1:] - sens[li, 0] > PRUNE_FACTOR * allowance)
         assert last == (over[0] + 1 if len(over) else len(RATIOS) - 1)
         np.testing.assert_allclose(res.sensitivity[li, measured], sens[li, measured], rtol=1e-6, atol=1e-12)
-        np.testing.assert_allclose(res.synops[li, measured], syn[li, measured], rtol=1e-9)
+        np.testing.assert_allclose(res.cost[li, measured], syn[li, measured], rtol=1e-9)
         sens[li, ~measured] = np.inf
     best = min(syn[0, i] + syn[1, j] for i in range(19) for j in range(19) if sens[0, i] + sens[1, j] <= budget)
     idx = [RATIOS.index(r) for r in res.chosen]
