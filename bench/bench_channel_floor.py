@@ -22,8 +22,13 @@ required stays so, until no move helps:
 Everything is simulated by adacal's own simulator (runtime_sim.float_sim, the
 benchmark's fan-out maps) on the comparison's test samples.
 
+With --price events the greedy minimises, and the table shows, events ×
+fan-out instead (Loihi 2's convention: a burst is one graded event; the peers'
+IF neurons send one spike per event, so their figure is unchanged).
+
 Run: .venv/bin/python bench/bench_channel_floor.py [--models wine_mlp,digits_cnn]
-(about 4 minutes for both on 2 cores)
+     [--price spikes|events] [--phis 1,2,4,8]
+(about 3 minutes for both, in either pricing)
 """
 from __future__ import annotations
 
@@ -47,21 +52,25 @@ from adacal.runtime_sim.float_sim import simulate  # noqa: E402
 T = 1
 FACTORS = (0.7, 0.85, 1.2, 1.5, 2.0, 3.0, None)  # None: silence the channel
 SILENT = np.float32(1e30)  # k = round(v / θ) = 0 for any reachable v, and k·θ = 0
+# --price: which SimResult table the greedy minimises and the table shows
+PRICES = {"spikes": "synops", "events": "event_synops"}
 
 
-def measure(snn, fan, x):
-    """Predicted class and synops per sample."""
+def measure(snn, fan, x, price="spikes"):
+    """Predicted class and synops per sample (spikes or, priced in events,
+    events x fan-out: Loihi 2's graded spikes)."""
     res, _ = simulate(snn, x, T, fanout=fan)
-    synops = sum(res.synops[n].sum(axis=0) for n in res.synops)
+    cost = getattr(res, PRICES[price])
+    synops = sum(cost[n].sum(axis=0) for n in cost)
     return res.mean_output().reshape(len(x), -1).argmax(axis=1), synops
 
 
-def greedy(snn, fan, x, ref):
+def greedy(snn, fan, x, ref, price="spikes"):
     """Per-channel threshold moves that keep pred == ref on every sample of x
     where the starting network has it."""
-    pred, syn = measure(snn, fan, x)
+    pred, syn = measure(snn, fan, x, price)
     x, ref = x[pred == ref], ref[pred == ref]
-    cost, names = measure(snn, fan, x)[1].mean(), neuron_names(snn)
+    cost, names = measure(snn, fan, x, price)[1].mean(), neuron_names(snn)
     while True:
         best = None
         for name in names:
@@ -73,7 +82,7 @@ def greedy(snn, fan, x, ref):
                     th = theta.copy()
                     th[c] = SILENT if f is None else theta[c] * np.float32(f)
                     trial = set_neuron(snn, name, threshold=th)
-                    p, s = measure(trial, fan, x)
+                    p, s = measure(trial, fan, x, price)
                     if (p == ref).all() and s.mean() < cost - 1e-9 and (best is None or s.mean() < best[0]):
                         best = (s.mean(), trial)
         if best is None:
@@ -88,7 +97,7 @@ def peers_best(results: dict, name: str) -> dict:
     return max(r["sweep"], key=lambda row: (row["accuracy"], -row["synops_per_sample"])) | {"n": r["sweep_samples"]}
 
 
-def run(name: str, results: dict) -> None:
+def run(name: str, results: dict, price: str = "spikes", phis=(1, 2, 4, 8)) -> None:
     info = bench.ModelInfo(name)
     peer = peers_best(results, name)
     sub = bench.stratified(info.y_test, peer["n"])
@@ -97,16 +106,18 @@ def run(name: str, results: dict) -> None:
     target = peer["synops_per_sample"] / 10
     print(f"{name}: the peers' best on {len(sub)} test samples is {100 * peer['accuracy']:.1f} % "
           f"({peer['method']}, T={peer['T']}, {peer['synops_per_sample']:.0f} synops); (ii) needs "
-          f"≥ {100 * peer['accuracy']:.1f} % with ≤ {target:.0f} synops", flush=True)
+          f"≥ {100 * peer['accuracy']:.1f} % with ≤ {target:.0f} synops"
+          + (" (adacal priced in events × fan-out, the peers' events are their spikes)" if price == "events" else ""),
+          flush=True)
     print(f"  {'φ':>2} | {'adacal: acc':>11} {'synops':>7} | {'train-selected: acc':>19} {'synops':>7}"
           f" | {'oracle: acc':>11} {'synops':>7}", flush=True)
-    for phi in (1, 2, 4, 8):
+    for phi in phis:
         conv, _ = convert(str(info.paths["onnx"]), x_tr, None, timesteps=T, max_spikes=phi, calibration="light")
         snn, fan = conv.snn, fanout_maps(conv.snn)
         cols = []
-        for g in (snn, greedy(snn, fan, x_tr, conv.ann.run(x_tr).reshape(len(x_tr), -1).argmax(axis=1)),
-                  greedy(snn, fan, x_te, y_te)):
-            p, s = measure(g, fan, x_te)
+        for g in (snn, greedy(snn, fan, x_tr, conv.ann.run(x_tr).reshape(len(x_tr), -1).argmax(axis=1), price),
+                  greedy(snn, fan, x_te, y_te, price)):
+            p, s = measure(g, fan, x_te, price)
             ok = (p == y_te).mean() >= peer["accuracy"] and s.mean() <= target
             cols.append(f"{100 * (p == y_te).mean():10.1f}%{'*' if ok else ' '} {s.mean():7.0f}")
         print(f"  {phi:>2} | {cols[0]:>19} | {cols[1]:>27} | {cols[2]:>19}", flush=True)
@@ -117,11 +128,14 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="wine_mlp,digits_cnn")
     ap.add_argument("--results", default=str(ROOT / "bench" / "results" / "conversion.json"))
+    ap.add_argument("--price", choices=sorted(PRICES), default="spikes",
+                    help="spikes: synops = spikes x fan-out; events: events x fan-out (Loihi 2's graded spikes)")
+    ap.add_argument("--phis", default="1,2,4,8", help="burst caps to start from")
     args = ap.parse_args(argv)
     results = json.loads(Path(args.results).read_text())
     t0 = time.time()
     for name in args.models.split(","):
-        run(name, results)
+        run(name, results, args.price, tuple(int(p) for p in args.phis.split(",")))
     print(f"({time.time() - t0:.0f} s)")
 
 
