@@ -46,21 +46,19 @@ import bench_conversion as bench  # noqa: E402
 
 from adacal.pipeline import convert  # noqa: E402
 from adacal.passes.to_spiking import neuron_names, set_neuron  # noqa: E402
-from adacal.runtime_sim.energy import fanout_maps  # noqa: E402
+from adacal.runtime_sim import energy  # noqa: E402
 from adacal.runtime_sim.float_sim import simulate  # noqa: E402
 
 T = 1
 FACTORS = (0.7, 0.85, 1.2, 1.5, 2.0, 3.0, None)  # None: silence the channel
 SILENT = np.float32(1e30)  # k = round(v / θ) = 0 for any reachable v, and k·θ = 0
-# --price: which SimResult table the greedy minimises and the table shows
-PRICES = {"spikes": "synops", "events": "event_synops"}
 
 
 def measure(snn, fan, x, price="spikes"):
     """Predicted class and synops per sample (spikes or, priced in events,
     events x fan-out: Loihi 2's graded spikes)."""
     res, _ = simulate(snn, x, T, fanout=fan)
-    cost = getattr(res, PRICES[price])
+    cost = getattr(res, energy.SYNOPS_TABLE[price])
     synops = sum(cost[n].sum(axis=0) for n in cost)
     return res.mean_output().reshape(len(x), -1).argmax(axis=1), synops
 
@@ -113,7 +111,7 @@ def run(name: str, results: dict, price: str = "spikes", phis=(1, 2, 4, 8)) -> N
           f" | {'oracle: acc':>11} {'synops':>7}", flush=True)
     for phi in phis:
         conv, _ = convert(str(info.paths["onnx"]), x_tr, None, timesteps=T, max_spikes=phi, calibration="light")
-        snn, fan = conv.snn, fanout_maps(conv.snn)
+        snn, fan = conv.snn, energy.fanout_maps(conv.snn)
         cols = []
         for g in (snn, greedy(snn, fan, x_tr, conv.ann.run(x_tr).reshape(len(x_tr), -1).argmax(axis=1), price),
                   greedy(snn, fan, x_te, y_te, price)):
@@ -128,7 +126,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="wine_mlp,digits_cnn")
     ap.add_argument("--results", default=str(ROOT / "bench" / "results" / "conversion.json"))
-    ap.add_argument("--price", choices=sorted(PRICES), default="spikes",
+    ap.add_argument("--price", choices=energy.SEARCH_COSTS, default="spikes",
                     help="spikes: synops = spikes x fan-out; events: events x fan-out (Loihi 2's graded spikes)")
     ap.add_argument("--phis", default="1,2,4,8", help="burst caps to start from")
     args = ap.parse_args(argv)

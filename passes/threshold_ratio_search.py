@@ -35,6 +35,7 @@ from adacal.errors import AdacalError
 from adacal.passes import frontier
 from adacal.passes.sensitivity import symmetric_kl
 from adacal.passes.to_spiking import neuron_names, set_neuron
+from adacal.runtime_sim import energy
 from adacal.runtime_sim.float_sim import simulate
 
 RATIOS = tuple(1.0 + 0.5 * i for i in range(19))
@@ -68,7 +69,7 @@ def search_threshold_ratios(snn: ir.Graph, ann_out: np.ndarray, x: np.ndarray, T
         raise AdacalError(f"sensitivity budget must be >= 0, got {budget_ratio}")
 
     def synops(res, name):
-        return (res.event_synops if price == "events" else res.synops)[name].sum(axis=0).mean()
+        return getattr(res, energy.SYNOPS_TABLE[price])[name].sum(axis=0).mean()
 
     layers = neuron_names(snn)
     sens = np.zeros((len(layers), len(RATIOS)))

@@ -28,6 +28,8 @@ E_AC_PJ = 0.9
 #: "spikes" counts a burst of k as k (method.md §5-6, Xylo); "events" counts it
 #: as one graded message (Loihi 2), so the ratio search prices events × fan-out
 SEARCH_COSTS = ("spikes", "events")
+#: the simulator's (SimResult's) synops table under each price
+SYNOPS_TABLE = {"spikes": "synops", "events": "event_synops"}
 
 
 NEURONS = (ir.BurstNeuron, int_ir.IntBurstNeuron)
