@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from adacal import ir
+from adacal.walker import walk
 
 
 def _t(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
@@ -145,29 +146,10 @@ def infer_shape(op, in_shapes: list[ir.Shape]) -> ir.Shape:
     return tuple(int(d) for d in apply_op(op, xs).shape[1:])
 
 
-def _last_use(graph: ir.Graph) -> dict[str, int]:
-    last = {}
-    for i, n in enumerate(graph.nodes):
-        for src in n.inputs:
-            last[src] = i
-    return last
-
-
 @torch.no_grad()
 def _run_batch(graph: ir.Graph, x: torch.Tensor, keep: tuple[str, ...]) -> dict[str, torch.Tensor]:
-    last = _last_use(graph)
-    values = {graph.input.name: x}
-    out = {}
-    for i, node in enumerate(graph.nodes):
-        if i > 0:
-            values[node.name] = apply_op(node.op, [values[s] for s in node.inputs])
-        if node.name in keep:
-            out[node.name] = values[node.name]
-        for src in node.inputs:  # free what no later node reads
-            if last.get(src) == i and src not in keep and src != graph.output:
-                values.pop(src, None)
-    out.setdefault(graph.output, values[graph.output])
-    return out
+    live = walk(graph, {graph.input.name: x}, lambda node, xs: apply_op(node.op, xs), keep=keep)
+    return {k: live[k] for k in (*keep, graph.output) if k in live}
 
 
 def run_graph(graph: ir.Graph, x: np.ndarray, keep: tuple[str, ...] | None = None,

@@ -1,7 +1,7 @@
 """Float burst-SNN simulator (torch, CPU, batched over samples).
 
 Runs a spiking graph (an IR graph whose neurons are `BurstNeuron` nodes) for T
-steps on a static input presented every step (direct encoding, method.md §1).
+steps on a static input presented every step (direct encoding, docs/method.md, Burst neurons).
 
 It evaluates the graph node by node with all T steps at once: a value is a
 tensor (T', N, ...) with T' = T, or T' = 1 while it does not depend on time
@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from adacal import ir
-from adacal.interpret import apply_op, channel_view
+from adacal.interpret import apply_op
+from adacal.walker import walk
 from adacal.runtime_sim.burst import burst_loop, counts
 
 NeuronHook = Callable[[ir.Node, torch.Tensor], ir.BurstNeuron]
@@ -84,44 +85,35 @@ def _apply(op, xs: list[torch.Tensor]) -> torch.Tensor:
 @torch.no_grad()
 def _simulate_batch(g: ir.Graph, x: np.ndarray, T: int, keep: tuple[str, ...], keep_steps: tuple[str, ...],
                     hook: NeuronHook | None, new_ops: dict, fanout: dict, snapshot_at=(), resume=None) -> SimResult:
-    last = {}
-    for i, n in enumerate(g.nodes):
-        for s in n.inputs:
-            last[s] = i
     res = SimResult(outputs=np.empty(0))
     start = 0
     values = {g.input.name: torch.from_numpy(np.ascontiguousarray(x, np.float32))[None]}
     if resume is not None:
         start = g.names().index(resume[0])
         values = dict(resume[1])
-    for i, node in enumerate(g.nodes):
-        if i < start:
-            continue
+
+    def run_node(node: ir.Node, ins: list[torch.Tensor]) -> torch.Tensor:
+        if not isinstance(node.op, ir.BurstNeuron):
+            return _apply(node.op, ins)
+        op = new_ops.get(node.name, node.op)
+        if hook is not None:
+            op = new_ops[node.name] = hook(node, ins[0])
+        out, counts = run_neuron(op, ins[0], T, fanout.get(node.name))
+        for key, arr in counts.items():
+            getattr(res, key)[node.name] = arr
+        return out
+
+    def before(node: ir.Node, live: dict) -> None:
         if node.name in snapshot_at:
-            res.snapshots[node.name] = dict(values)
-        if i > 0:
-            ins = [values[s] for s in node.inputs]
-            if isinstance(node.op, ir.BurstNeuron):
-                op = new_ops.get(node.name, node.op)
-                if hook is not None:
-                    op = hook(node, ins[0])
-                    new_ops[node.name] = op
-                fan = fanout.get(node.name)
-                out, counts = run_neuron(op, ins[0], T, fan)
-                for key, arr in counts.items():
-                    getattr(res, key)[node.name] = arr
-                values[node.name] = out
-            else:
-                values[node.name] = _apply(node.op, ins)
+            res.snapshots[node.name] = dict(live)
+
+    def after(node: ir.Node, v: torch.Tensor) -> None:
         if node.name in keep:
-            res.kept[node.name] = values[node.name].mean(dim=0).numpy()
+            res.kept[node.name] = v.mean(dim=0).numpy()
         if node.name in keep_steps:
-            v = values[node.name]
             res.kept_steps[node.name] = v.expand((T,) + tuple(v.shape[1:])).numpy().copy()
-        for s in node.inputs:
-            if last.get(s) == i and s != g.output:
-                values.pop(s, None)
-    out = values[g.output]
+
+    out = walk(g, values, run_node, start=start, before=before, after=after)[g.output]
     res.outputs = out.expand((T,) + tuple(out.shape[1:])).numpy().copy()
     return res
 

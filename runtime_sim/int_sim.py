@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from adacal import int_ir, ir
 from adacal.runtime_sim import loihi2_arith as arith
 from adacal.runtime_sim.burst import burst_loop, counts
+from adacal.walker import walk
 
 NeuronHook = Callable[[ir.Node, np.ndarray], int_ir.IntBurstNeuron]
 
@@ -152,38 +153,32 @@ def simulate_int(g: ir.Graph, x: np.ndarray, T: int, *, fanout: dict | None = No
 
 
 def _run_batch(g, x, T, fanout, record, hook, new_ops) -> IntResult:
-    last = {}
-    for i, n in enumerate(g.nodes):
-        for s in n.inputs:
-            last[s] = i
     inp = g.input.op
-    values = {g.input.name: inp.quantise(x)[None].astype(np.float32)}
     bound = {g.input.name: max(abs(inp.lo), abs(inp.hi))}  # max |payload| per edge
     res = IntResult(readout=np.empty(0))
-    for i, node in enumerate(g.nodes[1:], start=1):
+
+    def run_node(node: ir.Node, ins: list[np.ndarray]) -> np.ndarray:
         op = node.op
-        ins = [values[s] for s in node.inputs]
         if isinstance(op, int_ir.IntBurstNeuron):
             op = new_ops.get(node.name, op)
             if hook is not None:
                 op = new_ops[node.name] = hook(node, ins[0])
             k, counts = run_int_neuron(op, ins[0], T, fanout.get(node.name))
-            values[node.name], bound[node.name] = k, op.max_spikes
+            bound[node.name] = op.max_spikes
             for key, arr in counts.items():
                 getattr(res, key)[node.name] = arr
             if record:
                 res.payloads[node.name] = k.astype(np.int64)
-        elif isinstance(op, int_ir.IntDense):
-            values[node.name], bound[node.name] = _dense(op, ins[0], bound[node.inputs[0]])
-        elif isinstance(op, int_ir.IntConv):
-            values[node.name], bound[node.name] = _conv(op, ins[0], bound[node.inputs[0]])
-        else:
-            ins = [v if v.dtype == np.float64 or not isinstance(op, ir.Add) else v.astype(np.float64) for v in ins]
-            values[node.name] = _route(op, ins)
-            bound[node.name] = (sum if isinstance(op, ir.Add) else max)(bound.get(s, 0) for s in node.inputs)
-        for s in node.inputs:
-            if last.get(s) == i and s != g.output:
-                values.pop(s, None)
-    out = values[g.output]
+            return k
+        if isinstance(op, (int_ir.IntDense, int_ir.IntConv)):
+            value, bound[node.name] = (_dense if isinstance(op, int_ir.IntDense) else _conv)(
+                op, ins[0], bound[node.inputs[0]])
+            return value
+        ins = [v if v.dtype == np.float64 or not isinstance(op, ir.Add) else v.astype(np.float64) for v in ins]
+        bound[node.name] = (sum if isinstance(op, ir.Add) else max)(bound.get(s, 0) for s in node.inputs)
+        return _route(op, ins)
+
+    values = {g.input.name: inp.quantise(x)[None].astype(np.float32)}
+    out = walk(g, values, run_node)[g.output]
     res.readout = np.rint(np.broadcast_to(out, (T,) + out.shape[1:])).astype(np.int64)
     return res
