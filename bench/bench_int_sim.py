@@ -11,8 +11,8 @@ For every model (bench/models.py; mnist_vgg, mnist_resnet by default):
 
   conversion  adacal.pipeline.convert at T=8, φ=4 (256 calibration samples,
               light calibration: the defaults), then the Loihi 2 lowering the
-              compile command uses (compiler/lowering.lower_for_loihi2: fold
-              pooling, lower_loihi2, calibrate_int); the uncalibrated lowering
+              compile command uses (backends/loihi2/evaluate.lower_calibrated:
+              fold pooling, lower_loihi2, calibrate_int); the uncalibrated lowering
               is evaluated too
   throughput  the same --samples test samples through
                 float  simulate(conv.snn, x, T, batch_size=--batch)  (the float
@@ -93,7 +93,7 @@ def _headroom(low, x: np.ndarray) -> dict[str, float]:
 
 
 def bench_model(name: str, args) -> dict:
-    from adacal.lowering import lower_for_loihi2
+    from adacal.backends.loihi2.evaluate import lower_calibrated as lower_for_loihi2
     from adacal.passes.fold_pooling import fold_pooling
     from adacal.pipeline import convert, pick_calibration
     from adacal.runtime_sim.float_sim import simulate

@@ -17,13 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import models  # noqa: E402
 
 from adacal.artifact import compile_model  # noqa: E402
+from adacal.backends.loihi2 import load_network  # noqa: E402
 from adacal.data import load_data  # noqa: E402
 from adacal.pipeline import ConvertOptions  # noqa: E402
 from adacal.runtime_sim.int_sim import simulate_int  # noqa: E402
@@ -49,9 +49,10 @@ def main(argv=None) -> int:
                                    model_path=str(p["onnx"]))
             compile_s = time.perf_counter() - t0
             v = art.verify(xv, args.samples)
+            low = load_network(art.path)  # the integer network, from network.h5
             batch = xv[:256]
             t0 = time.perf_counter()
-            simulate_int(art.lowering.graph, batch, art.lowering.timesteps)
+            simulate_int(low.graph, batch, low.timesteps)
             batch_ms = (time.perf_counter() - t0) / len(batch) * 1e3
         failed |= v["mismatched_samples"] > 0
         n = v["samples"]

@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import h5py
-import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,9 +59,10 @@ def test_simulate_agrees_with_the_compile_report(artifact, example):
 
 def test_verify_is_bit_exact_against_lava(artifact, example):
     art, _ = artifact
-    r = adacal("verify", art, "--data", example / "digits_test.npz", "--samples", 4, "--json")
+    r = adacal("verify", art, "--data", example / "digits_test.npz", "--samples", 4, "--json", check=False)
+    assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
-    assert r.returncode == 0 and res["mismatched_samples"] == 0 and res["first_mismatch"] is None
+    assert res["mismatched_samples"] == 0 and res["first_mismatch"] is None
     assert res["reference"] == "lava-fixed_pt" and res["samples"] == 4
 
 

@@ -275,13 +275,13 @@ def reference(x, w1, e1, vth, w2, e2, keep_lsb=False, trunc_shift=False, all_mix
 
 
 def test_lava_graded_dense_network_bit_exact():
+    ensure_lava()
     from lava.magma.core.run_conditions import RunSteps
     from lava.proc.dense.process import Dense
     from lava.proc.graded.process import GradedReluVec
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
 
-    ensure_lava()
     x = np.array(
         [
             [16, 10, 7, 1, 2, -4, 9, 0],

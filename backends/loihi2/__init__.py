@@ -18,6 +18,6 @@ def run_network(path, x):
     """Build the Lava process graph from the artifact's network.h5 alone and
     run it under Loihi2SimCfg(select_tag='fixed_pt') on samples x.  Returns
     run_lava's result (per-neuron payloads and readout, lock-step time)."""
-    from adacal.backends.loihi2.lava_net import run_lava
+    from adacal.backends.loihi2.lava_run import run_lava
     low = load_network(path)
     return run_lava(low.graph, x, low.timesteps)

@@ -1,38 +1,17 @@
 """Make Lava (lava-nc 0.10.0) importable on Python >= 3.11, from our own code.
 
-The one Python-3.11 break in lava-nc 0.10.0 is
-``lava/magma/compiler/var_model.py``:
+:func:`ensure_lava` installs a ``sys.meta_path`` finder for the one broken
+vendor module, ``lava/magma/compiler/var_model.py`` (``ByteEncoder()``
+instances as dataclass defaults, lines 210-238, rejected since Python 3.11):
+only while that module's source still has the bug, it executes a rewritten
+copy under the vendor path, with every line number kept and nothing written
+to disk.  It also imports Lava's message infrastructure even when someone
+else already set the multiprocessing start method.  Why and how:
+docs/loihi2.md, "Lava quirks".
 
-    lines 218-223  class CoreEncoder:  x/y/p  : ByteEncoder = ByteEncoder()
-    lines 226-231  class ChipEncoder:  x/y/z  : ByteEncoder = ByteEncoder()
-    lines 234-238  class AxonEncoder:  hi/lo  : ByteEncoder = ByteEncoder()
-
-``ByteEncoder`` (lines 210-215) is a plain (unfrozen, hence unhashable)
-``@dataclass``; since Python 3.11 ``dataclasses`` rejects any unhashable
-default with ``ValueError: mutable default <class '...ByteEncoder'> for field x
-is not allowed: use default_factory``.  The module is imported by Lava's
-compiler, so ``Loihi2SimCfg`` runs fail at import time.
-
-:func:`ensure_lava` installs a ``sys.meta_path`` finder that intercepts only
-``lava.magma.compiler.var_model``.  If (and only if) that module's source still
-contains the ``= ByteEncoder()`` defaults and we run on Python >= 3.11, the
-finder hands out a spec whose loader compiles a rewritten copy of the vendor
-source (``= field(default_factory=ByteEncoder)``, with ``field`` imported on an
-existing line so every line number stays the same) and executes it as that
-module: ``__file__``/``spec.origin`` remain the vendor path, nothing is written
-to disk (no ``.pyc`` in site-packages).  With a fixed Lava, or Python < 3.11,
-the finder returns ``None`` and the normal import machinery runs untouched.
-
-Lava runs each process in its own OS process; on Linux it forces the ``fork``
-start method (``lava/magma/runtime/message_infrastructure/multiprocessing.py``
-line 47), so children inherit the already imported, fixed module.  (Under a
-``spawn`` start method the children would have to call :func:`ensure_lava`
-themselves.)
-
-This module has no side effects at import and defines no Lava Process: Lava
-discovers process models by executing every ``.py`` file next to a Process
-definition, so it may be executed more than once under different names; the
-hook is therefore recognised by a marker attribute, not by class identity.
+No side effects at import and no Lava Process here: Lava's model discovery
+may execute this file again under another name, so the hook is recognised by
+a marker attribute, not by class identity.
 """
 from __future__ import annotations
 

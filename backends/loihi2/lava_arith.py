@@ -1,38 +1,10 @@
-"""Lava's fixed-point arithmetic (lava-nc 0.10.0), reproduced in numpy.
+"""Lava's Conv layout conversions, and Lava's fixed-point arithmetic (lava-nc
+0.10.0) re-exported under Lava's names from runtime_sim/loihi2_arith.py.
 
-Pure numpy, no Lava import: the integer simulator and the Lava backend both
-use these helpers.  Every rule cites the vendor file and line it reproduces
-(paths relative to site-packages/lava/); tests/test_loihi2_lava.py checks
-them against the vendor functions and against real Lava runs.
-
-Dense (proc/dense/models.py, AbstractPyDenseModelBitAcc.run_spk, lines 77-107;
-PyDenseModelBitAcc is tagged "fixed_pt" at lines 110-114):
-  * on the first step the weights are clipped to 8 bits by sign mode
-    (line 87 -> utils/weightutils.py clip_weights, lines 250-295) and then
-    truncated to num_weight_bits (line 88 -> truncate_weights, lines 204-247);
-    the sign mode is proc_params["sign_mode"] or determine_sign_mode(weights)
-    (lines 84-85 -> weightutils.py lines 21-43) -- of the matrix given to
-    that one Dense process;
-  * graded input (num_message_bits > 0, line 97): a = weights.dot(s_in),
-    int32 x int32 in numpy (wraps at 2**31, no saturation);
-  * weight_exp is applied to the SUM (lines 103-107): np.left_shift(a, e)
-    if e > 0 else np.right_shift(a, -e) -- an arithmetic shift, i.e. floor;
-  * a_out sends the previous step's result (line 96): one step of latency.
-DelayDense (proc/dense/models.py PyDelayDenseModelBitAcc, lines 293-352) does
-the same weight processing and shift; delay d delivers d steps after a Dense.
-
-Conv (proc/conv/models.py PyConvModelFixed, lines 68-79; run_spk lines 34-51;
-proc/conv/utils.py conv lines 163-218, conv_scipy lines 221-296):
-  * weight (C_out, kW, kH, C_in/groups), input (X, Y, Z) = (W, H, C),
-    stride / padding / dilation in (X, Y) order, padding symmetric per axis
-    (utils.py lines 268-272);
-  * a TRUE convolution: scipy.signal.convolve2d(..., mode='valid') (utils.py
-    line 290) flips the kernel, unlike PyTorch's cross-correlation;
-  * computed in float64, cast to the weight dtype int32 (utils.py line 218),
-    then signed_clamp(x, 24) (models.py line 79 -> utils.py lines 67-84):
-    (x + 2**23) % 2**24 - 2**23, a two's-complement WRAP, not a saturation;
-  * weight_exp and num_weight_bits are ignored by the fixed-point model;
-    weights are not clipped.  One step of latency (models.py line 38).
+Pure numpy, no Lava import.  Each function cites the vendor file it
+reproduces (paths relative to site-packages/lava/); the rules are listed in
+docs/loihi2.md, "Lava quirks", and tests/test_loihi2_lava.py checks them
+against the vendor functions and real Lava runs.
 """
 from __future__ import annotations
 

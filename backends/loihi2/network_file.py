@@ -1,29 +1,13 @@
 """network.h5: the Loihi 2 integer network in lava-dl netx's HDF5 layout,
-extended where netx cannot express it.
-
-netx layout kept: one group per layer under /layer/<i> (i = 0, 1, ... in
-topological order) with datasets `type` (S10), `shape` (PyTorch C,H,W order),
-`weight` (dense (out, in); conv OIHW cross-correlation, as netx stores it),
-`stride` / `padding` / `dilation` (H, W), `groups`, and a `neuron` group.
-Extensions (netx has no burst neuron, no fan-in, no delays):
-- `name` and `inputs` (names of the layers feeding this one) on every layer;
-- layer types beyond netx's: `burst_if` (its `neuron` group: type BURST_IF,
-  threshold, bias, v_init, max_spikes — per channel / per neuron integers),
-  `add` (current fan-in into one neuron population), `delay` (`steps`),
-  `concat` (`axis`), `reshape` (`shape`), `input` (graded: `scale`, `lo`, `hi`);
-- dense layers carry `weight_exp`, `num_weight_bits`, `num_message_bits`;
-  conv layers `padding_tlbr` (top, left, bottom, right) and `num_message_bits`;
-- `depth` (the step at which a synapse/neuron first receives input);
-- file attributes: format, format_version, timesteps, readout (the output
-  layer's name), readout_scale, readout_bias.
-A synapse and its neuron are separate layers here (netx fuses them).
+extended where netx cannot express it (burst neurons, fan-in, delays).
+The layout: docs/loihi2.md, "network.h5".
 """
 from __future__ import annotations
 
 import numpy as np
 
 from adacal import int_ir, ir
-from adacal.passes.lower_loihi2 import Loihi2Lowering
+from adacal.backends.loihi2.lower import Loihi2Lowering
 
 FORMAT = "adacal-loihi2-netx"
 VERSION = 1

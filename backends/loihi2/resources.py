@@ -1,12 +1,7 @@
-"""Loihi 2 resource estimate for an integer network.
-
-Published per-chip figures (Intel Labs, "Taking Neuromorphic Computing to the
-Next Level with Loihi 2", technology brief, 2021): 128 neuromorphic cores,
-up to 1 million neurons and 120 million synapses per chip.  We use the
-per-core averages they imply — 8,192 neurons and 937,500 synapses (8-bit
-weights stored) per core — as the partitioning limits, since Intel's per-core
-memory map is not public.  Conv weights are shared (stored once per core that
-hosts a part of the layer); dense weights are stored per connection.
+"""Loihi 2 resource estimate for an integer network: neurons, stored weights,
+connections, cores and chips, from the per-core averages of Intel's published
+per-chip figures (docs/loihi2.md).  Conv weights are shared (stored once per
+core that hosts a part of the layer); dense weights are stored per connection.
 """
 from __future__ import annotations
 
@@ -17,6 +12,9 @@ import numpy as np
 from adacal import int_ir, ir
 from adacal.errors import AdacalError
 
+# Intel Labs, "Taking Neuromorphic Computing to the Next Level with Loihi 2" (technology brief,
+# 2021): 128 cores, up to 1 million neurons and 120 million synapses per chip.  Intel's per-core
+# memory map is not public, so the per-core averages serve as partitioning limits.
 CORES_PER_CHIP = 128
 NEURONS_PER_CORE = (1 << 20) // CORES_PER_CHIP  # 8,192 ("1 million" = 2^20 neurons / 128 cores)
 SYNAPSES_PER_CORE = 120_000_000 // CORES_PER_CHIP  # 937,500

@@ -1,24 +1,12 @@
 """Bit-accurate CPU model ('fixed_pt') of BurstIF (process.py).
 
-Conventions follow Lava's own fixed-point models (lava-nc 0.10.0, paths
-relative to site-packages/lava/):
-  * LoihiProtocol, one run_spk per time step, self.time_step counting from 1
-    (magma/core/model/py/model.py lines 287, 385; magma/core/sync/protocols/
-    loihi_protocol.py); a neuron receives and sends in the same step, like
-    proc/lif/models.py and proc/graded/models.py (GradedReluVec, lines 55-77);
-  * ports carry np.int32 (as PyDenseModelBitAcc's a_out, proc/dense/models.py
-    line 64, and the RingBuffer fixed_pt models, proc/io/source.py line 60,
-    proc/io/sink.py line 69); an InPort with several OutPorts connected sums
-    them (magma/core/model/py/ports.py PyInPortVectorDense.recv, lines
-    333-351) -- that is how synaptic currents are added;
-  * graded payloads: downstream Dense/Conv use the full integer value when
-    num_message_bits > 0 (proc/dense/models.py line 97, proc/conv/models.py
-    line 40).
-
-The neuron state is kept in int64 (no wrap for any realistic run); the payload
-k <= max_spikes is sent as int32.  Division is numpy floor_divide (floor, also
-for negative v), exactly the integer model:
-    v += a_in + bias; k = clip(v // threshold, 0, max_spikes); v -= k * threshold
+Per step: v += a_in + bias; k = clip(v // threshold, 0, max_spikes);
+v -= k * threshold; send k.  The state is int64, the payload int32 (as
+PyDenseModelBitAcc's a_out, lava/proc/dense/models.py); floor_divide floors
+also for negative v, exactly the integer model.  The model follows Lava's own
+fixed-point neurons (lava/proc/lif/models.py, lava/proc/graded/models.py):
+LoihiProtocol, one run_spk per step, receive and send in the same step.
+See docs/loihi2.md, "The BurstIF process".
 """
 from __future__ import annotations
 
@@ -55,12 +43,15 @@ class PyBurstIFModelFixed(PyLoihiProcessModel):
     period: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
 
     def run_spk(self) -> None:
-        a = self.a_in.recv().astype(np.int64)  # always consume the input
+        # always consume the input; several OutPorts into a_in arrive summed
+        # (PyInPortVectorDense.recv, lava/magma/core/model/py/ports.py)
+        a = self.a_in.recv().astype(np.int64)
         period = int(self.period.item())
+        # time_step counts from 1 (lava/magma/core/model/py/model.py)
         local = self.time_step if period == 0 else (self.time_step - 1) % period + 1
         if local <= int(self.hold.item()):
             # held in reset: the input has not arrived yet (or belongs to the
-            # previous sample); see process.py
+            # previous sample); docs/loihi2.md, "Timing"
             self.v[...] = self.v_init
             self.s_out.send(np.zeros(self.v.shape, np.int32))
             return

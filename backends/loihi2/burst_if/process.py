@@ -7,19 +7,10 @@ Per Lava time step, per neuron (all integers; model in models.py):
     v -= k * threshold
     s_out <- k            (graded payload, same step)
 
-``threshold``, ``bias`` and ``v_init`` are per neuron (full ``shape``), so a
-population may store its neurons in any order (the backend uses Lava's
-(W, H, C) order for feature maps).  ``max_spikes`` is per population.
-
-Hold: a neuron that is ``hold`` synapses away from the input receives its
-first input at Lava step hold + 1 (each Dense/Conv adds one step).  During
-the first ``hold`` steps of every period of ``period`` steps (or only of the
-run, when period == 0) the neuron is held in reset: v = v_init, it sends 0,
-its input is consumed and discarded, and the bias is not integrated.  Then
-Lava step hold + t is lock-step t of the integer model, and one compiled
-network can run several samples back to back (one per period): whatever the
-synapses still deliver from the previous sample arrives while the neuron is
-held.  hold = 0, period = 0 gives the plain dynamics from step 1.
+During the first ``hold`` steps of every ``period`` (or of the run, when
+period == 0) a neuron is held in reset: v = v_init, it sends 0 and its input
+is discarded.  Why (latency, samples back to back): docs/loihi2.md, "The
+BurstIF process" and "Timing".
 
 The Lava import fix (adacal.backends.loihi2.compat.ensure_lava) is applied
 before any Lava import: it is idempotent, and Lava's model discovery executes

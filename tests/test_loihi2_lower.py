@@ -1,5 +1,5 @@
 """Pooling folding (passes/fold_pooling.py) and the Loihi 2 integer lowering
-(passes/lower_loihi2.py): exactness of the folding, integer formats, depths and
+(backends/loihi2/lower.py): exactness of the folding, integer formats, depths and
 delays, accuracy of the integer network on the bundled digits example, the
 integer-aware calibration, and a residual block.
 """
@@ -17,7 +17,7 @@ import torch
 from adacal import int_ir, ir
 from adacal.errors import UnsupportedError
 from adacal.passes.fold_pooling import fold_pooling
-from adacal.passes.lower_loihi2 import Loihi2Lowering, calibrate_int, lower_loihi2
+from adacal.backends.loihi2.lower import Loihi2Lowering, calibrate_int, lower_loihi2
 from adacal.passes.to_spiking import neuron_names
 from adacal.pipeline import convert, pick_calibration
 from adacal.runtime_sim import loihi2_arith as arith
