@@ -18,7 +18,7 @@ Models (trained deterministically on data that ships with scikit-learn):
 For every model and T: convert with adacal.pipeline.convert (light
 calibration, max_spikes phi), then for each device (and --neuron realisation)
 lower_xylo + evaluate_xylo (adacal.runtime_sim.xylo_sim: bit-exact with
-XyloSim).  Prints one row per
+XyloSim; design notes in docs/xylo.md).  Prints one row per
 (model, T, device): ANN / float SNN / Xylo test accuracy, Xylo agreement with
 the ANN's class, the logit error of the float SNN and of Xylo against the
 ANN, hidden events per sample (float SNN spikes for comparison),
@@ -117,7 +117,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from adacal.errors import UnsupportedError
-    from adacal.backends.xylo.lower import evaluate_xylo, lower_xylo
+    from adacal.backends.xylo.evaluate import evaluate_xylo
+    from adacal.backends.xylo.lower import lower_xylo
     from adacal.pipeline import convert
     from adacal.runtime_sim.float_sim import simulate
 

@@ -13,7 +13,8 @@ One run, one spec, the same inputs for both:
   inputs    random event counts 0..15 per channel per step, T = 32
   adacal    `adacal.runtime_sim.xylo_sim.simulate` on the whole batch
             (best of --repeats runs)
-  XyloSim   `run_xylosim` (XyloSim.from_specification, one sample at a
+  XyloSim   `adacal.backends.xylo.reference.run_xylosim`
+            (XyloSim.from_specification, one sample at a
             time with reset_state) on the first --xylosim-samples samples;
             samples/s = samples / seconds (module construction excluded)
   scenarios "typical" (weight shift 3: no isyn saturation, all fast path)
@@ -37,7 +38,7 @@ import numpy as np
 
 def make_mlp_spec(seed: int = 0, n_in: int = 16, width: int = 64, layers: int = 3,
                   n_out: int = 8, shift: int = 3):
-    from adacal.runtime_sim.xylo_sim import XyloSpec
+    from adacal.backends.xylo.spec import XyloSpec
 
     rng = np.random.default_rng(seed)
     h = width * layers
@@ -71,7 +72,8 @@ SCENARIOS = (("typical", 3), ("saturating", 6))
 
 def run_scenario(name: str, shift: int, args) -> tuple[float, bool]:
     from adacal.backends.xylo.compat import xylosim_class
-    from adacal.runtime_sim.xylo_sim import run_xylosim, simulate
+    from adacal.backends.xylo.reference import run_xylosim
+    from adacal.runtime_sim.xylo_sim import simulate
 
     spec = make_mlp_spec(args.seed, shift=3)
     if shift != 3:

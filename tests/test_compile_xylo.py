@@ -84,6 +84,7 @@ def test_compile_verify_simulate(artifacts, wine, device, capsys):
 def test_spec_file_is_exactly_the_from_specification_kwargs(artifacts, wine):
     from adacal.artifact import load_artifact
     from adacal.backends.xylo.compat import xylosim_class
+    from adacal.backends.xylo.spec import XyloSpec
     from adacal.runtime_sim import xylo_sim
 
     art, _ = artifacts["xylo-audio3"]
@@ -96,9 +97,9 @@ def test_spec_file_is_exactly_the_from_specification_kwargs(artifacts, wine):
     mod = xylosim_class("xylo-audio3").from_specification(**kw)
     with np.load(wine["test"]) as t:
         x = t["x"][:1]
-    enc = load_artifact(art).lowering.encode(x)
+    enc = load_artifact(art).lowering.low.encode(x)
     out, _, rec = mod.evolve(enc[0], record=True)
-    ours = xylo_sim.simulate(xylo_sim.XyloSpec(**kw), enc)
+    ours = xylo_sim.simulate(XyloSpec(**kw), enc)
     assert np.array_equal(np.asarray(out).reshape(ours.vmem_out[0].shape), ours.vmem_out[0])
     assert np.array_equal(np.asarray(rec["Spikes"]).reshape(ours.spikes[0].shape), ours.spikes[0])
 

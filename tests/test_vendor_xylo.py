@@ -35,7 +35,7 @@ from adacal.backends.xylo.compat import (
 )
 
 DEVICES = ["xylo-audio2", "xylo-audio3", "xylo-imu"]
-# Synapses per hidden neuron on the hardware (targets.md): IMU has one.
+# Synapses per hidden neuron on the hardware (docs/xylo.md): IMU has one.
 N_SYN = {"xylo-audio2": 2, "xylo-audio3": 2, "xylo-imu": 1}
 
 I16_MIN, I16_MAX = -(2 ** 15), 2 ** 15 - 1

@@ -8,31 +8,29 @@ dash 0-15, thresholds 1-32767, biases, aliases, input counts above 15);
 numpy fills the arrays from a drawn seed.  Runs are derandomized, so CI is
 deterministic.  Every example compares, for every sample and step: hidden
 events, output events, hidden and output Vmem, Isyn, Isyn2, Isyn_out.
+test_random_networks_reach_their_cases draws its own networks from the same
+distribution (with numpy) and checks that they reach every case the random
+tests are for.
 """
 from __future__ import annotations
 
 from collections import Counter
+from typing import Optional
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adacal.backends.xylo.reference import run_xylosim
+from adacal.backends.xylo.spec import XyloSpec
 from adacal.runtime_sim import xylo_sim
-from adacal.runtime_sim.xylo_sim import (
-    XyloResult,
-    XyloSpec,
-    run_xylosim,
-    simulate,
-)
+from adacal.runtime_sim.xylo_sim import XyloResult, simulate
 
 DEVICES = ["xylo-audio2", "xylo-audio3", "xylo-imu"]
 FIELDS = ("spikes", "spikes_out", "vmem", "vmem_out", "isyn", "isyn2", "isyn_out")
 SETTINGS = dict(deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-
-# what the random networks exercised (checked by test_zz_coverage)
-COVERAGE: Counter = Counter()
 
 
 def assert_same(ours: XyloResult, ref: XyloResult, what: str = "") -> None:
@@ -51,20 +49,53 @@ def assert_same(ours: XyloResult, ref: XyloResult, what: str = "") -> None:
 # --------------------------------------------------------------------------
 # random networks
 # --------------------------------------------------------------------------
-@st.composite
-def networks(draw, regime=None, aliases=None):
-    seed = draw(st.integers(0, 2 ** 32 - 1))
+class HypothesisChoices:
+    """Choices drawn by hypothesis (inside a composite strategy)."""
+
+    def __init__(self, draw):
+        self.draw = draw
+
+    def pick(self, options):
+        return self.draw(st.sampled_from(options))
+
+    def integer(self, lo: int, hi: int) -> int:
+        return self.draw(st.integers(lo, hi))
+
+    def flag(self) -> bool:
+        return self.draw(st.booleans())
+
+
+class NumpyChoices:
+    """The same choices drawn uniformly by a numpy generator."""
+
+    def __init__(self, rng):
+        self.rng = rng
+
+    def pick(self, options):
+        return options[int(self.rng.integers(len(options)))]
+
+    def integer(self, lo: int, hi: int) -> int:
+        return int(self.rng.integers(lo, hi + 1))
+
+    def flag(self) -> bool:
+        return bool(self.rng.integers(2))
+
+
+def make_network(c, regime: Optional[str] = None, aliases: Optional[bool] = None):
+    """(device, spec, inputs, tags) of one random network; ``c`` makes the
+    choices (HypothesisChoices or NumpyChoices), numpy fills the arrays."""
+    seed = c.integer(0, 2 ** 32 - 1)
     rng = np.random.default_rng(seed)
-    device = draw(st.sampled_from(DEVICES))
-    n_syn = draw(st.sampled_from([1, 2]))
-    topology = draw(st.sampled_from(["ff", "ff", "ff_ien", "recurrent"]))
-    regime = regime or draw(st.sampled_from(["small", "mid", "mid", "big", "saturating"]))
-    n_in = draw(st.integers(1, 16))
-    n_out = draw(st.integers(1, 8))
+    device = c.pick(DEVICES)
+    n_syn = c.pick([1, 2])
+    topology = c.pick(["ff", "ff", "ff_ien", "recurrent"])
+    regime = regime or c.pick(["small", "mid", "mid", "big", "saturating"])
+    n_in = c.integer(1, 16)
+    n_out = c.integer(1, 8)
     if topology == "recurrent":
-        widths = [draw(st.integers(1, 40))]
+        widths = [c.integer(1, 40)]
     else:
-        widths = draw(st.lists(st.integers(1, 20), min_size=1, max_size=4))
+        widths = [c.integer(1, 20) for _ in range(c.integer(1, 4))]
     h = sum(widths)
     starts = np.cumsum([0] + widths)
 
@@ -77,7 +108,7 @@ def networks(draw, regime=None, aliases=None):
         w = np.clip(w, -128, 127)
         return (w * (rng.random(shape) < density)).astype(np.int8)
 
-    density = draw(st.sampled_from([0.1, 0.3, 0.7, 1.0]))
+    density = c.pick([0.1, 0.3, 0.7, 1.0])
     # input -> first layer (topology ff_ien: weights_in only has those columns)
     ien = widths[0] if topology == "ff_ien" else h
     w_in = np.zeros((n_in, ien, n_syn), np.int8)
@@ -87,20 +118,20 @@ def networks(draw, regime=None, aliases=None):
         w_rec[:] = weights((h, h, n_syn), density * 0.5)
     else:  # layer l -> l+1 as off-diagonal blocks of weights_rec
         for layer in range(len(widths) - 1):
-            a, b, c = starts[layer], starts[layer + 1], starts[layer + 2]
-            w_rec[a:b, b:c] = weights((b - a, c - b, n_syn), density)
+            a, b, cc = starts[layer], starts[layer + 1], starts[layer + 2]
+            w_rec[a:b, b:cc] = weights((b - a, cc - b, n_syn), density)
     # weights_out: the last layer's rows (OEN < Nhid) or all hidden neurons
-    oen = widths[-1] if draw(st.booleans()) else h
+    oen = widths[-1] if c.flag() else h
     w_out = weights((oen, n_out), density)
-    if draw(st.booleans()):  # 2-D weights (from_specification adds the axis)
+    if c.flag():  # 2-D weights (from_specification adds the axis)
         if n_syn == 1:
             w_in, w_rec = w_in[:, :, 0], w_rec[:, :, 0]
 
     if regime == "saturating":
-        shifts = [draw(st.integers(5, 8)) for _ in range(3)]
+        shifts = [c.integer(5, 8) for _ in range(3)]
     else:
-        shifts = [draw(st.integers(0, 8)) for _ in range(3)]
-    dash_mode = draw(st.sampled_from(["any", "any", "slow", "zero_syn"]))
+        shifts = [c.integer(0, 8) for _ in range(3)]
+    dash_mode = c.pick(["any", "any", "slow", "zero_syn"])
 
     def dash(n):
         if dash_mode == "slow":
@@ -112,7 +143,7 @@ def networks(draw, regime=None, aliases=None):
 
     # thresholds on the scale of one step's drive, plus extremes
     scale = max(1, lim * (2 ** max(shifts[:2])) * max(1, n_in // 2))
-    th_mode = draw(st.sampled_from(["scaled", "scaled", "scaled", "tiny", "huge", "mixed"]))
+    th_mode = c.pick(["scaled", "scaled", "scaled", "tiny", "huge", "mixed"])
 
     def thresholds(n, s):
         th = (s * np.exp(rng.uniform(np.log(0.05), np.log(3.0), n))).astype(np.int64)
@@ -125,7 +156,7 @@ def networks(draw, regime=None, aliases=None):
             th[rng.random(n) < 0.3] = 32767
         return np.clip(th, 1, 32767)
 
-    bias_mode = draw(st.sampled_from(["none", "none", "hidden", "out_only", "both", "extreme"]))
+    bias_mode = c.pick(["none", "none", "hidden", "out_only", "both", "extreme"])
     bias = np.zeros(h, np.int64)
     bias_out = np.zeros(n_out, np.int64)
     if bias_mode in ("hidden", "both"):
@@ -137,13 +168,13 @@ def networks(draw, regime=None, aliases=None):
         bias_out = rng.choice([-32768, 0, 32767], n_out)
     bias, bias_out = np.clip(bias, -32768, 32767), np.clip(bias_out, -32768, 32767)
 
-    use_aliases = draw(st.booleans()) if aliases is None else aliases
+    use_aliases = c.flag() if aliases is None else aliases
     al = None
     if use_aliases:
         al = [[] for _ in range(h)]
         for i in rng.choice(h, size=min(h, 1 + h // 4), replace=False):
             al[i] = [int(a) for a in rng.choice(h, size=int(rng.integers(1, 3)))]
-    elif draw(st.booleans()):
+    elif c.flag():
         al = [[] for _ in range(h)]  # explicit empty aliases
 
     spec = XyloSpec(
@@ -153,11 +184,11 @@ def networks(draw, regime=None, aliases=None):
         threshold=thresholds(h, scale), threshold_out=thresholds(n_out, scale * 2),
         bias=bias, bias_out=bias_out,
         weight_shift_in=shifts[0], weight_shift_rec=shifts[1], weight_shift_out=shifts[2],
-        aliases=al, dt=1e-3, output_mode=draw(st.sampled_from(["Spike", "Vmem", "Isyn"])),
+        aliases=al, dt=1e-3, output_mode=c.pick(["Spike", "Vmem", "Isyn"]),
     )
-    n = draw(st.integers(1, 3))
-    T = draw(st.integers(1, 20))
-    max_count = draw(st.sampled_from([1, 3, 15, 15, 40]))
+    n = c.integer(1, 3)
+    T = c.integer(1, 20)
+    max_count = c.pick([1, 3, 15, 15, 40])
     x = rng.integers(0, max_count + 1, size=(n, T, n_in))
     x[rng.random(x.shape) < rng.uniform(0, 0.7)] = 0
     tags = {topology, regime, f"syn{n_syn}", device, f"bias_{bias_mode}", dash_mode,
@@ -169,10 +200,18 @@ def networks(draw, regime=None, aliases=None):
     return device, spec, x, tags
 
 
-def check_network(device, spec, x, tags):
+@st.composite
+def networks(draw, regime=None, aliases=None):
+    return make_network(HypothesisChoices(draw), regime, aliases)
+
+
+def check_network(device, spec, x, tags, coverage: Optional[Counter] = None):
+    """simulate (and both exact loops, forced) equal XyloSim; with coverage,
+    count which cases the network reached."""
     ours = simulate(spec, x)
     ref = run_xylosim(spec, x, device)
     assert_same(ours, ref, f"[{device} {sorted(tags)}]")
+    cov = Counter() if coverage is None else coverage
     if ours.stats["exact_steps"]:
         # both exact loops (normally picked by cost) must agree with XyloSim
         for mode in ("source", "contribution"):
@@ -183,30 +222,23 @@ def check_network(device, spec, x, tags):
                 xylo_sim._FORCE_REPLAY = None
             assert forced.stats[f"exact_by_{mode}"] == forced.stats["exact_steps"]
             assert_same(forced, ref, f"[{device} {sorted(tags)} exact loop {mode}]")
-            COVERAGE[f"forced_{mode}"] += 1
-    COVERAGE.update(tags)
-    COVERAGE["networks"] += 1
-    COVERAGE["samples"] += x.shape[0]
-    if ours.stats["exact_steps"]:
-        COVERAGE["exact_path"] += 1
-    if ours.stats["exact_by_source"]:
-        COVERAGE["exact_by_source"] += 1
-    if ours.stats["exact_by_contribution"]:
-        COVERAGE["exact_by_contribution"] += 1
-    if ours.stats["static_fast_columns"]:
-        COVERAGE["static_fast"] += 1
-    if ours.stats["checked_columns"] and not ours.stats["exact_steps"]:
-        COVERAGE["checked_fast"] += 1
-    if ref.spikes.max() > 1:
-        COVERAGE["bursts"] += 1
-    if ref.spikes.max() == 31:
-        COVERAGE["burst_cap_31"] += 1
-    if ref.spikes_out.any():
-        COVERAGE["output_events"] += 1
-    if np.any(np.abs(ref.isyn.astype(int)) >= 32767) or np.any(np.abs(ref.isyn_out.astype(int)) >= 32767):
-        COVERAGE["isyn_saturated"] += 1
-    if np.any(ref.vmem == -32768) or np.any(ref.vmem == 32767):
-        COVERAGE["vmem_saturated"] += 1
+            cov[f"forced_{mode}"] += 1
+    cov.update(tags)
+    cov["networks"] += 1
+    reached = {
+        "exact_path": ours.stats["exact_steps"],
+        "exact_by_source": ours.stats["exact_by_source"],
+        "exact_by_contribution": ours.stats["exact_by_contribution"],
+        "static_fast": ours.stats["static_fast_columns"],
+        "checked_fast": ours.stats["checked_columns"] and not ours.stats["exact_steps"],
+        "bursts": ref.spikes.max() > 1,
+        "burst_cap_31": ref.spikes.max() == 31,
+        "output_events": ref.spikes_out.any(),
+        "isyn_saturated": (np.any(np.abs(ref.isyn.astype(int)) >= 32767)
+                           or np.any(np.abs(ref.isyn_out.astype(int)) >= 32767)),
+        "vmem_saturated": np.any(ref.vmem == -32768) or np.any(ref.vmem == 32767),
+    }
+    cov.update(k for k, v in reached.items() if v)
 
 
 @settings(max_examples=150, **SETTINGS)
@@ -227,20 +259,30 @@ def test_alias_networks(net):
     check_network(*net)
 
 
-def test_zz_coverage():
-    """The random networks above really reached the cases they are for
-    (runs after them: pytest keeps file order)."""
-    if COVERAGE["networks"] < 200:
-        pytest.skip("run together with the hypothesis tests above")
-    for tag in ["ff", "ff_ien", "recurrent", "saturating", "syn1", "syn2",
-                "xylo-audio2", "xylo-audio3", "xylo-imu", "bias_none", "bias_hidden",
-                "bias_out_only", "bias_extreme", "zero_syn", "aliases", "input>15",
-                "layers3", "Spike", "Vmem", "Isyn", "exact_path", "exact_by_source",
-                "exact_by_contribution", "forced_source", "forced_contribution",
-                "static_fast",
-                "checked_fast", "bursts", "burst_cap_31", "output_events",
-                "isyn_saturated", "vmem_saturated"]:
-        assert COVERAGE[tag] > 0, (tag, dict(COVERAGE))
+COVERAGE_TAGS = [
+    "ff", "ff_ien", "recurrent", "saturating", "syn1", "syn2",
+    "xylo-audio2", "xylo-audio3", "xylo-imu", "bias_none", "bias_hidden",
+    "bias_out_only", "bias_extreme", "zero_syn", "aliases", "input>15",
+    "layers3", "Spike", "Vmem", "Isyn", "exact_path", "exact_by_source",
+    "exact_by_contribution", "forced_source", "forced_contribution",
+    "static_fast", "checked_fast", "bursts", "burst_cap_31", "output_events",
+    "isyn_saturated", "vmem_saturated",
+]
+
+
+def test_random_networks_reach_their_cases():
+    """Networks from the random tests' distribution (numpy-drawn, every
+    fourth saturating, every fifth with aliases) match XyloSim and reach every
+    case the random tests are for: each topology, device, regime, delivery
+    path, saturation and the burst cap."""
+    rng = np.random.default_rng(0)
+    coverage: Counter = Counter()
+    for i in range(120):
+        regime = "saturating" if i % 4 == 0 else None
+        aliases = True if i % 5 == 0 else None
+        check_network(*make_network(NumpyChoices(rng), regime, aliases), coverage=coverage)
+    missing = [tag for tag in COVERAGE_TAGS if coverage[tag] == 0]
+    assert not missing, (missing, dict(coverage))
 
 
 # --------------------------------------------------------------------------
@@ -342,80 +384,33 @@ def test_alias_chain_and_cap():
 
 
 # --------------------------------------------------------------------------
-# XyloSpec
+# what simulate accepts
 # --------------------------------------------------------------------------
-def test_spec_normalises_and_round_trips():
+def test_simulate_reads_any_object_with_the_spec_attributes():
+    from types import SimpleNamespace
+
     kw = base_kwargs(n_syn=1)
-    kw["weights_in"] = kw["weights_in"][:, :, 0].astype(np.int64)  # 2-D
-    kw["weights_rec"] = kw["weights_rec"][:, :, 0].tolist()
-    kw["threshold"] = [1, 32767]
+    kw["weights_in"][:, :, 0] = 90
+    kw["weights_out"][:, 0] = 50
+    kw["weight_shift_in"] = kw["weight_shift_out"] = 3
     spec = XyloSpec(**kw)
-    assert spec.weights_in.shape == (2, 2, 1) and spec.weights_in.dtype == np.int8
-    assert spec.weights_rec.shape == (2, 2, 1)
-    assert spec.threshold.dtype == np.int16 and spec.dash_mem.dtype == np.uint8
-    assert not spec.weights_in.flags.writeable
-    with pytest.raises(Exception):
-        spec.weight_shift_in = 3  # frozen
-    kw2 = spec.as_kwargs()
-    assert set(kw2) == set(base_kwargs())
-    again = XyloSpec(**kw2)
-    for k, v in kw2.items():
-        if isinstance(v, np.ndarray):
-            np.testing.assert_array_equal(getattr(again, k), v)
-    assert spec.replace(weight_shift_in=3).weight_shift_in == 3
-    # a plain dict is accepted by simulate as well
-    x = np.ones((1, 3, 2), int)
-    assert_same(simulate(kw2, x), run_xylosim(spec, x))
+    x = np.random.default_rng(1).integers(0, 16, (2, 8, 2))
+    duck = SimpleNamespace(**spec.as_kwargs())  # plain writable arrays, no XyloSpec methods
+    assert_same(simulate(duck, x), run_xylosim(spec, x))
+    # 2-D weights get the synapse axis, as in from_specification
+    duck.weights_in, duck.weights_rec = duck.weights_in[:, :, 0], duck.weights_rec[:, :, 0]
+    assert_same(simulate(duck, x), run_xylosim(spec, x))
 
 
-@pytest.mark.parametrize("field, value, match", [
-    ("weights_in", np.full((2, 2, 2), 128), r"weights_in.*128.*-128\.\.127"),
-    ("weights_rec", np.full((2, 2, 2), -129), r"weights_rec.*-129"),
-    ("weights_out", np.zeros((3, 1)), r"weights_out.*3.*Nhid"),
-    ("weights_in", np.zeros((2, 2, 3)), r"weights_in.*shape"),
-    ("threshold", [0, 5], r"threshold.*0.*1\.\.32767"),
-    ("threshold_out", [32768], r"threshold_out.*32768"),
-    ("dash_mem", [16, 0], r"dash_mem.*16.*0\.\.15"),
-    ("dash_syn_out", [-1], r"dash_syn_out.*-1"),
-    ("bias", [40000, 0], r"bias.*40000"),
-    ("weight_shift_rec", 9, r"weight_shift_rec.*9.*0\.\.8"),
-    ("weight_shift_in", -1, r"weight_shift_in.*-1"),
-    ("aliases", [[2], []], r"aliases\[0\].*2"),
-    ("aliases", [[1]], r"aliases.*2 lists"),
-    ("dash_syn", [1, 2, 3], r"dash_syn.*shape"),
-    ("threshold", [1.5, 2], r"threshold.*integer"),
-    ("output_mode", "Rate", r"output_mode"),
-    ("bias_out", None, r"bias_out.*required"),
-])
-def test_spec_validation(field, value, match):
-    kw = base_kwargs()
-    kw[field] = value
-    with pytest.raises(ValueError, match=match):
-        XyloSpec(**kw)
-
-
-def test_device_limits_and_inputs():
+def test_simulate_input_and_spec_errors():
     spec = XyloSpec(**base_kwargs(n_syn=2))
-    spec.validate("xylo-audio2")
-    spec.validate("xylo-imu")  # synapse 2 present but all zero
-    kw = base_kwargs(n_syn=2)
-    kw["weights_rec"][0, 1, 1] = 3
-    with pytest.raises(ValueError, match="synapse 2.*xylo-imu"):
-        XyloSpec(**kw).validate("xylo-imu")
-    with pytest.raises(ValueError, match="n_out: 9 > 8"):
-        XyloSpec(**base_kwargs(n_out=9)).validate("xylo-audio2")
-    kw = base_kwargs(n_in=1, h=130)
-    kw["weights_in"][0, 128, 0] = 1
-    XyloSpec(**kw).validate("xylo-audio2")
-    with pytest.raises(ValueError, match="weights_in.*first 128"):
-        XyloSpec(**kw).validate("xylo-audio3")
-    kw = base_kwargs(n_in=1, h=130)
-    kw["weights_out"][1, 0] = 1
-    with pytest.raises(ValueError, match="weights_out.*last 128"):
-        XyloSpec(**kw).validate("xylo-imu")
-    kw["weights_out"] = kw["weights_out"][2:]  # OEN = 128: the last 128 rows
-    XyloSpec(**kw).validate("xylo-imu")
     with pytest.raises(ValueError, match="inputs.*>= 0"):
         simulate(spec, -np.ones((1, 2, 2), int))
     with pytest.raises(ValueError, match="inputs.*shape"):
         simulate(spec, np.ones((2, 2), int))
+    with pytest.raises(ValueError, match="inputs.*integers"):
+        simulate(spec, np.full((1, 2, 2), 0.5))
+    with pytest.raises(TypeError, match="dict"):
+        simulate(base_kwargs(), np.ones((1, 2, 2), int))
+    with pytest.raises(TypeError, match="without .*threshold_out"):
+        simulate(object(), np.ones((1, 2, 2), int))

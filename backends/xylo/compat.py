@@ -1,41 +1,8 @@
-"""Import Rockpool's XyloSim classes (rockpool 3.1.0) without samna.
-
-``import rockpool.devices.xylo.<anything>`` first runs
-``rockpool/devices/xylo/__init__.py`` (lines 34-36), which imports all three
-device packages.  Two modules on that path import SynSense's hardware driver
-``samna`` without a guard:
-
-* ``rockpool/devices/xylo/syns65302/afe_samna_pdm.py`` lines 6 and 17
-  (``import samna`` / ``from samna.xyloAudio3.configuration import ...``),
-  reached from ``syns65302/__init__.py`` line 17 (``from .afe_samna_pdm import *``);
-* ``rockpool/devices/xylo/syns63300/power_cycles_model.py`` line 7
-  (``import samna``), reached from ``syns65302/__init__.py`` line 20
-  (``from ..syns63300.power_cycles_model import *``).
-
-Every other samna import on the way is inside a ``try/except`` that installs
-``missing_backend_shim`` classes: ``xylo/__init__.py`` lines 38-47
-(``helper.py``), ``syns61201/__init__.py`` lines 38-57, ``syns63300/__init__.py``
-lines 29-51, ``syns65302/__init__.py`` lines 22-44.  (Checked by importing all
-three XyloSim classes with only the two placeholders below and no ``samna`` in
-``sys.modules`` afterwards.)
-
-Without a real samna we register an empty placeholder module under exactly
-those two names before the import; the ``*``-imports then import nothing, and
-the guarded blocks fall back to their shims as Rockpool intends.  With a real
-samna (importable and exposing ``__version__``, the same test as Rockpool's
-``rockpool/utilities/backend_management.py`` ``check_samna_available``) we do
-nothing.  The samna PyPI release is a stub that runs ``pip`` when imported, so
-samna is imported only if ``importlib.util.find_spec`` finds it at all (Rockpool
-itself imports it at that point anyway).
-
-Note: ``syns65302/__init__.py`` line 19 re-exports ``..syns63300.XyloSim``, so
-Xylo Audio 3 and Xylo IMU share one simulator class.  XyloSim also silently
-becomes a ``missing_backend_shim`` when ``xylosim`` fails to import
-(``syns61201/__init__.py`` lines 22-28: the check needs both xylosim *and*
-samna); :func:`xylosim_class` detects that and raises a real error.
-
-No side effects at import.
-"""
+"""Import Rockpool's XyloSim classes (rockpool 3.1.0) without samna: two
+modules on Rockpool's import path import SynSense's driver samna unguarded;
+without a real samna they get empty placeholder modules, and Rockpool's own
+guards do the rest (docs/xylo.md, "Importing without samna").  No side
+effects at import."""
 from __future__ import annotations
 
 import importlib
@@ -53,13 +20,19 @@ __all__ = [
     "xylosim_class",
 ]
 
-#: Rockpool modules that import samna unguarded on the XyloSim import path.
+#: Rockpool modules that import samna unguarded on the XyloSim import path:
+#: syns65302/afe_samna_pdm.py (lines 6, 17; reached from syns65302/__init__.py
+#: line 17) and syns63300/power_cycles_model.py (line 7; reached from
+#: syns65302/__init__.py line 20).  Every other samna import on the way is in
+#: a try/except that installs missing_backend_shim classes.
 PLACEHOLDER_MODULES = (
     "rockpool.devices.xylo.syns65302.afe_samna_pdm",
     "rockpool.devices.xylo.syns63300.power_cycles_model",
 )
 
-#: adacal device name -> Rockpool device package providing ``XyloSim``.
+#: adacal device name -> Rockpool device package providing ``XyloSim``
+#: (syns65302/__init__.py line 19 re-exports ..syns63300.XyloSim: Audio 3 and
+#: IMU share one class).
 XYLO_DEVICE_MODULES = {
     "xylo-audio2": "rockpool.devices.xylo.syns61201",
     "xylo-audio3": "rockpool.devices.xylo.syns65302",
@@ -72,8 +45,12 @@ _state: dict = {"done": False, "placeholders": False}
 
 
 def samna_available() -> bool:
-    """True if a real samna is installed (importable, has ``__version__``)."""
+    """True if a real samna is installed (importable, has ``__version__``:
+    the test of rockpool/utilities/backend_management.py
+    ``check_samna_available``)."""
     try:
+        # the samna PyPI release is a stub that runs pip when imported: import
+        # only what find_spec finds (Rockpool would import it here anyway)
         if importlib.util.find_spec("samna") is None:
             return False
         import samna  # noqa: F401  (only reached when something is installed)
@@ -153,6 +130,8 @@ def xylosim_class(device: str):
     ensure_rockpool_xylo()
     module = importlib.import_module(module_name)
     cls = getattr(module, "XyloSim", None)
+    # syns61201/__init__.py lines 22-28: XyloSim silently becomes a shim when
+    # xylosim (or samna) fails to import
     if cls is None or _is_missing_backend_shim(cls):
         # Rockpool hides the reason; import xylosim ourselves to show it.
         try:
