@@ -12,11 +12,10 @@ import sys
 
 import numpy as np
 
+from adacal import targets
 from adacal.errors import AdacalError
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
-
-XYLO_DEVICES = ("xylo-audio2", "xylo-audio3", "xylo-imu")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,34 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_conversion_options(cv)
     cv.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     cv.add_argument("--quiet", action="store_true", help="no progress messages")
-    cl = sub.add_parser("compile-loihi2", help="compile for Intel Loihi 2 (Lava, graded spikes) into an artifact directory",
-                        description="Convert, calibrate and lower the model to Loihi 2 integers; write network.h5 "
-                        "(netx layout, extended), manifest.json, report.json and report.html into OUTDIR.")
-    cl.add_argument("model", metavar="MODEL.onnx")
-    cl.add_argument("--calib", required=True, metavar="CAL.npz")
-    cl.add_argument("-o", "--out", required=True, metavar="OUTDIR")
-    cl.add_argument("--val", metavar="VAL.npz", help="validation data: accuracy of ANN, float and bit-accurate SNN")
-    cl.add_argument("--force", action="store_true", help="replace OUTDIR if it is an existing adacal output")
-    cl.add_argument("--emit-nir", action="store_true", help="also write the float burst SNN as a NIR graph, "
-                    "OUTDIR/network.nir")
-    add_conversion_options(cl)
-    cl.add_argument("--json", action="store_true")
-    cl.add_argument("--quiet", action="store_true")
-    cx = sub.add_parser("compile-xylo", help="compile for SynSense Xylo (Rockpool/xylosim) into an artifact directory",
-                        description="Convert, calibrate and lower the model to Xylo integers for one device; write "
-                        "xylo_spec.npz / xylo_spec.json (the XyloSim.from_specification arguments), manifest.json "
-                        "(with the input encoder and readout rule), report.json and report.html into OUTDIR.")
-    cx.add_argument("model", metavar="MODEL.onnx")
-    cx.add_argument("--calib", required=True, metavar="CAL.npz")
-    cx.add_argument("-o", "--out", required=True, metavar="OUTDIR")
-    cx.add_argument("--device", required=True, choices=XYLO_DEVICES, help="the Xylo device to compile for")
-    cx.add_argument("--val", metavar="VAL.npz", help="validation data: accuracy of ANN, float and bit-accurate SNN")
-    cx.add_argument("--force", action="store_true", help="replace OUTDIR if it is an existing adacal output")
-    cx.add_argument("--emit-nir", action="store_true", help="also write the float burst SNN as a NIR graph, "
-                    "OUTDIR/network.nir")
-    add_conversion_options(cx, graded=False)
-    cx.add_argument("--json", action="store_true")
-    cx.add_argument("--quiet", action="store_true")
+    for name in targets.names():
+        add_compile_command(sub, targets.get(name))
     sm = sub.add_parser("simulate", help="run a compiled artifact with the bit-accurate simulator")
     sm.add_argument("artifact", metavar="OUTDIR")
     sm.add_argument("--data", required=True, metavar="DATA.npz")
@@ -95,6 +68,25 @@ def build_parser() -> argparse.ArgumentParser:
     vf.add_argument("--json", action="store_true")
     vf.add_argument("--quiet", action="store_true", help="no progress messages")
     return p
+
+
+def add_compile_command(sub, target) -> None:
+    """compile-<target>: the shared options, the conversion options and the
+    target's own (Xylo's --device)."""
+    c = sub.add_parser(target.command, help=target.help, description=target.description)
+    c.add_argument("model", metavar="MODEL.onnx")
+    c.add_argument("--calib", required=True, metavar="CAL.npz")
+    c.add_argument("-o", "--out", required=True, metavar="OUTDIR")
+    for o in target.options:
+        c.add_argument(o.flag, dest=o.dest, required=o.required, choices=o.choices, help=o.help)
+    c.add_argument("--val", metavar="VAL.npz", help="validation data: accuracy of ANN, float and bit-accurate SNN")
+    c.add_argument("--force", action="store_true", help="replace OUTDIR if it is an existing adacal output")
+    c.add_argument("--emit-nir", action="store_true", help="also write the float burst SNN as a NIR graph, "
+                   "OUTDIR/network.nir")
+    add_conversion_options(c, graded=target.graded_spikes)
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--quiet", action="store_true")
+    c.set_defaults(target=target.name)
 
 
 def _spike_range(text: str) -> tuple[int, int]:
@@ -169,7 +161,6 @@ def _close_log(args) -> None:
 
 
 def cmd_convert(args) -> int:
-    from adacal.output import write_output_dir
     from adacal.pipeline import convert
     from adacal.report import format_summary
 
@@ -183,15 +174,7 @@ def cmd_convert(args) -> int:
         check_output_dir(args.out, args.force)
     conv, summary = convert(g, calib, val, options=opts, log=_log(args))
     if args.out:
-        from adacal.pipeline import manifest
-        from adacal.report_html import render
-        man = manifest(conv, args.model, "float")
-        files = {"manifest.json": man, "report.json": summary, "network.txt": str(conv.snn),
-                 "report.html": render(summary, man).encode("utf-8")}
-        if args.emit_nir:
-            from adacal.backends.nir.export import nir_writer
-            files["network.nir"] = nir_writer(conv)
-        write_output_dir(args.out, files, force=args.force)
+        conv.save(args.out, force=args.force, model_path=args.model, emit_nir=args.emit_nir)
     _close_log(args)
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return EXIT_OK
@@ -209,35 +192,29 @@ def _load_model_and_data(args):
     return g, calib, val
 
 
-def cmd_compile(args, target: str, device: str | None = None) -> int:
+def cmd_compile(args) -> int:
     from adacal.artifact import compile_model
     from adacal.output import check_output_dir
     from adacal.report import format_compile_summary
 
+    target = targets.get(args.target)
     opts = conversion_options(args)
     opts.check()
+    topts = target.configure(opts, **{o.dest: getattr(args, o.dest) for o in target.options})
     check_output_dir(args.out, args.force)
     g, calib, val = _load_model_and_data(args)
-    _, summary = compile_model(g, target, calib, args.out, val=val, options=opts, force=args.force,
-                               log=_log(args), model_path=args.model, device=device, emit_nir=args.emit_nir)
+    _, summary = compile_model(g, target.name, calib, args.out, val=val, options=opts, force=args.force,
+                               log=_log(args), model_path=args.model, emit_nir=args.emit_nir, **topts)
     _close_log(args)
     print(json.dumps(summary, indent=2) if args.json else format_compile_summary(summary, args.out))
     return EXIT_OK
 
 
-def _artifact_and_data(args):
+def cmd_simulate(args) -> int:
     from adacal.artifact import load_artifact
-    from adacal.data import load_data
 
     art = load_artifact(args.artifact)
-    shape = art.manifest["input"]["shape"]
-    x, y = load_data(args.data, shape, int(np.prod(art.manifest["output"]["shape"])), "data")
-    return art, x, y
-
-
-def cmd_simulate(args) -> int:
-    art, x, y = _artifact_and_data(args)
-    res = art.simulate(x, y, adaptive=args.adaptive_timesteps, log=_log(args))
+    res = art.simulate(args.data, adaptive=args.adaptive_timesteps, log=_log(args))
     res.pop("predictions")
     _close_log(args)
     if args.json:
@@ -251,10 +228,12 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    art, x, _ = _artifact_and_data(args)
+    from adacal.artifact import load_artifact
+
     if args.samples < 1:
         raise AdacalError(f"--samples must be >= 1, got {args.samples}")
-    res = art.verify(x, args.samples, log=_log(args))
+    art = load_artifact(args.artifact)
+    res = art.verify(args.data, args.samples, log=_log(args))
     _close_log(args)
     if args.json:
         print(json.dumps(res, indent=2))
@@ -306,10 +285,8 @@ def _dispatch(args) -> int:
         return cmd_inspect(args)
     if args.command == "convert":
         return cmd_convert(args)
-    if args.command == "compile-loihi2":
-        return cmd_compile(args, "loihi2")
-    if args.command == "compile-xylo":
-        return cmd_compile(args, "xylo", args.device)
+    if getattr(args, "target", None):
+        return cmd_compile(args)
     if args.command == "simulate":
         return cmd_simulate(args)
     return cmd_verify(args)  # argparse admits no other command

@@ -1,4 +1,4 @@
-"""Integer ops: the network a chip runs, after lowering (passes/lower_loihi2.py).
+"""Integer ops: the network a chip runs, after lowering (backends/loihi2/lower.py).
 
 An integer network is an `ir.Graph` whose nodes use these ops plus the
 payload-routing ops of ir (Flatten, Reshape, Concat) and `ir.Add`, which here
@@ -77,5 +77,5 @@ class Delay:
 
 
 #: real-valued scales that map integer quantities back to the float network,
-#: recorded per node by the lowering (see passes/lower_loihi2.py)
+#: recorded per node by the lowering (see backends/loihi2/lower.py)
 ScaleTable = dict[str, np.ndarray]

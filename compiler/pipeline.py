@@ -1,4 +1,4 @@
-"""The conversion pipeline (method.md §9):
+"""The conversion pipeline (docs/method.md):
 
 fold BN & clean up -> burst neurons at φ_max -> thresholds ->
 [burst-cap search -> thresholds again] -> calibration ->
@@ -31,6 +31,7 @@ from adacal.passes.thresholds import parse_method, set_thresholds
 from adacal.passes.to_spiking import neuron_names, to_spiking
 from adacal.runtime_sim import energy
 from adacal.runtime_sim.float_sim import simulate
+from adacal.summary import ENERGY_CONVENTION, accuracy, accuracy_by_step, measure
 
 
 @dataclass(frozen=True)
@@ -93,17 +94,33 @@ class Conversion:
     searches: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     calibration_check: dict | None = None  # agreement, samples, held_out (see convert_graph)
+    summary: dict | None = None  # what `adacal convert --json` prints (set by convert)
+
+    def simulate(self, data, y=None, adaptive: bool | None = None) -> dict:
+        """The float SNN on data (a .npz path, an array x or a pair (x, y)):
+        accuracy, spikes, synops and energy (see evaluate)."""
+        from adacal.data import as_data
+        x, y2 = as_data(data, self.ann.input_shape, int(np.prod(self.ann.output_shape)), "data")
+        return evaluate(self, x, y2 if y is None else y, adaptive)
+
+    def save(self, out_dir, force: bool = False, model_path=None, emit_nir: bool = False):
+        """Write what `adacal convert -o DIR` writes: manifest.json,
+        report.json, report.html, network.txt (and network.nir)."""
+        from adacal.output import write_output_dir
+        from adacal.report_html import render
+        man = manifest(self, model_path, "float")
+        summary = self.summary or {"options": asdict(self.options), **conversion_fields(self)}
+        files = {"manifest.json": man, "report.json": summary, "network.txt": str(self.snn),
+                 "report.html": render(summary, man).encode("utf-8")}
+        if emit_nir:
+            from adacal.backends.nir.export import nir_writer
+            files["network.nir"] = nir_writer(self)
+        return write_output_dir(out_dir, files, force=force)
 
 
 # Below this share of check samples on which the SNN predicts what the ANN
-# predicts, the conversion is reported with a warning.  Measured on 256 held-out
-# training samples of the benchmark models: conversions within 1 point of the
-# ANN agree on 98.0-100 %; the MNIST ResNet at T=4 with uniform φ=2 (90.0 % test
-# accuracy vs the ANN's 98.5 %) on 94.1 %, at T=1 with φ=1 (75.0 %) on 74.6 %,
-# VGG-11 at T=1 with φ=1 (96.3 % vs 98.5 %) on 96.9 %; but the VGG at T=1 with
-# φ=1 (96.8 % vs 98.6 %) on 99.2 %.  The check samples are training data, which
-# the ANN (and so the SNN) finds easier than new data: a warning means a real
-# loss, no warning does not rule one out.
+# predicts, the conversion is reported with a warning (how it was chosen:
+# docs/method.md, Calibration check).
 AGREEMENT_WARNING = 0.97
 #: the threshold-ratio search's cost table in the summary, by --search-cost
 RATIO_COST_KEY = {"spikes": "synops", "events": "graded_synops"}
@@ -231,76 +248,82 @@ def evaluate(conv: Conversion, x: np.ndarray, y=None, adaptive: bool | None = No
     else:
         exit_step = np.full(n, T)
         pred = sim.mean_output().reshape(n, -1).argmax(axis=1)
-    used = np.arange(1, T + 1)[:, None] <= exit_step[None, :]  # (T, N) steps each sample ran
-
-    def per_sample(counts: dict[str, np.ndarray]) -> dict[str, float]:
-        return {k: float((v * used).sum() / n) for k, v in counts.items()}
-
-    spikes, events = per_sample(sim.spikes), per_sample(sim.events)
-    synops, gsynops = per_sample(sim.synops), per_sample(sim.event_synops)
+    act = measure(sim, pred, y, exit_step, T, energy.input_macs(snn))
     macs = energy.ann_macs(ann)
-    in_macs = energy.input_macs(snn) * float(exit_step.mean())
-    e_snn = energy.E_MAC_PJ * in_macs + energy.E_AC_PJ * sum(synops.values())
-    acc = (lambda p: None if y is None else float((p == y).mean()))
     cum = sim.outputs.reshape(T, n, -1).cumsum(axis=0).argmax(axis=2)
-    layers = []
-    for name in neuron_names(snn):
-        op = snn.node(name).op
-        layers.append({
-            "name": name, "neurons": int(np.prod(snn.node(name).shape)), "max_spikes": int(op.max_spikes),
-            "threshold_mean": float(np.mean(op.threshold)),
-            "threshold_ratio": float(conv.threshold_ratios.get(name, 1.0)),
-            "fanout_mean": float(fan[name].mean()),
-            "spikes_per_sample": spikes[name], "events_per_sample": events[name],
-            "synops_per_sample": synops[name], "graded_synops_per_sample": gsynops[name],
-            "energy_pj_per_sample": energy.E_AC_PJ * synops[name],
-        })
     return {
         "samples": n,
         "timesteps": T,
-        "ann_accuracy": acc(ann_out.argmax(axis=1)),
-        "snn_accuracy": acc(pred),
-        "snn_accuracy_full_T": acc(sim.mean_output().reshape(n, -1).argmax(axis=1)),
-        "accuracy_by_timestep": None if y is None else [float((cum[t] == y).mean()) for t in range(T)],
+        "ann_accuracy": accuracy(ann_out.argmax(axis=1), y),
+        "snn_accuracy": act.accuracy,
+        "snn_accuracy_full_T": accuracy(sim.mean_output().reshape(n, -1).argmax(axis=1), y),
+        "accuracy_by_timestep": accuracy_by_step(cum, y),
         "agreement_with_ann": float((pred == ann_out.argmax(axis=1)).mean()),
-        "avg_timesteps": float(exit_step.mean()),
-        "exit_histogram": np.bincount(exit_step, minlength=T + 1)[1:].tolist(),
-        "spikes_per_sample": float(sum(spikes.values())),
-        "events_per_sample": float(sum(events.values())),
-        "synops_per_sample": float(sum(synops.values())),
-        "graded_synops_per_sample": float(sum(gsynops.values())),
+        "avg_timesteps": act.avg_timesteps,
+        "exit_histogram": list(act.exit_histogram),
+        "spikes_per_sample": act.spikes_per_sample,
+        "events_per_sample": act.events_per_sample,
+        "synops_per_sample": act.synops_per_sample,
+        "graded_synops_per_sample": act.graded_synops_per_sample,
         "ann_macs_per_sample": macs,
-        "input_layer_macs_per_sample": in_macs,
+        "input_layer_macs_per_sample": act.input_layer_macs_per_sample,
         "ann_energy_pj_per_sample": energy.E_MAC_PJ * macs,
-        "energy_pj_per_sample": e_snn,
-        "energy_convention": "E_ANN = 4.6 pJ x MACs; E_SNN = 4.6 pJ x input-layer MACs per step run + "
-                             "0.9 pJ x synops (spikes x fan-out)",
-        "per_layer": layers,
+        "energy_pj_per_sample": act.energy_pj_per_sample,
+        "energy_convention": ENERGY_CONVENTION,
+        "per_layer": _layer_rows(conv, act, fan),
     }
+
+
+def _layer_rows(conv: Conversion, act, fan: dict) -> list[dict]:
+    """Per neuron layer: size, burst cap, thresholds, fan-out and activity."""
+    layers = []
+    for name in neuron_names(conv.snn):
+        op, a = conv.snn.node(name).op, act.layers[name]
+        layers.append({
+            "name": name, "neurons": int(np.prod(conv.snn.node(name).shape)), "max_spikes": int(op.max_spikes),
+            "threshold_mean": float(np.mean(op.threshold)),
+            "threshold_ratio": float(conv.threshold_ratios.get(name, 1.0)),
+            "fanout_mean": float(fan[name].mean()),
+            "spikes_per_sample": a.spikes, "events_per_sample": a.events,
+            "synops_per_sample": a.synops, "graded_synops_per_sample": a.graded_synops,
+            "energy_pj_per_sample": energy.E_AC_PJ * a.synops,
+        })
+    return layers
+
+
+def load_model(model) -> ir.Graph:
+    """An ONNX model (path, bytes, ModelProto) or an IR graph, cleaned up."""
+    return cleanup(model if isinstance(model, ir.Graph) else load_onnx(model))
 
 
 def convert(model, calib, val=None, options: ConvertOptions | None = None, log=None, **kw) -> tuple[Conversion, dict]:
     """Python API: convert an ONNX model (path, bytes, ModelProto or IR graph)
     with calibration data.
 
-    calib / val: arrays x or (x, y) tuples.  Options as ConvertOptions or
+    calib / val: a .npz path, an array x or a pair (x, y).  Options as ConvertOptions or
     keyword arguments (timesteps=..., max_spikes=..., ...).
     Returns (conversion, summary dict) — the summary is what `adacal convert
     --json` prints.
     """
+    from adacal.data import as_data
+
     t0 = time.perf_counter()
     opts = options or ConvertOptions(**kw)
-    ann = cleanup(model if isinstance(model, ir.Graph) else load_onnx(model))
+    opts.check()
+    ann = load_model(model)
+    classes = int(np.prod(ann.output_shape))
+    calib = as_data(calib, ann.input_shape, classes, "calibration")
     xc, yc, x_check = split_calibration(calib, opts)
     conv = convert_graph(ann, xc, yc, opts, log, x_check)
     summary = {"options": asdict(opts), "timings": conv.timings, **conversion_fields(conv)}
     if val is not None:
-        xv, yv = val if isinstance(val, tuple) else (val, None)
+        xv, yv = as_data(val, ann.input_shape, classes, "validation")
         if log:
             log(f"evaluating on {len(xv)} samples ...")
         with progress_task(log, "evaluation", None, "float SNN"):
-            summary.update(evaluate(conv, np.asarray(xv, np.float32), yv))
+            summary.update(evaluate(conv, xv, yv))
     summary["seconds"] = time.perf_counter() - t0
+    conv.summary = summary
     return conv, summary
 
 

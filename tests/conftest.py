@@ -13,3 +13,13 @@ def onnx_model(tmp_path_factory):
         return models.build(key, directory)
 
     return get
+
+
+def pytest_addoption(parser):
+    parser.addoption("--reverse", action="store_true",
+                     help="run the tests in reverse order (every test must pass in any order)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--reverse"):
+        items.reverse()

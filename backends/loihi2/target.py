@@ -1,0 +1,79 @@
+"""Intel Loihi 2 through Lava: graded spikes carry a burst of k as one message.
+
+The target lowers the float burst SNN to Loihi 2 integers (backends/loihi2/
+lower.py), stores it as network.h5 (network_file.py) and checks it against
+Lava's fixed_pt models (verify.py).  Design notes: docs/loihi2.md.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from adacal.errors import AdacalError
+from adacal.target import Lowering, Saved, Target
+
+NETWORK_FILE = "network.h5"
+
+
+@dataclass(frozen=True)
+class Loihi2Network(Lowering):
+    """A network lowered for Loihi 2 (the integer graph and its scales)."""
+    low: object  # backends.loihi2.lower.Loihi2Lowering
+
+    @property
+    def timesteps(self) -> int:
+        return self.low.timesteps
+
+    def evaluate(self, conv, x, y, float_eval, log=None) -> dict:
+        from adacal.backends.loihi2 import evaluate
+        return evaluate.compile_report(conv, self.low, x, y, float_eval, log)
+
+    def simulate(self, x, y, adaptive, manifest) -> dict:
+        from adacal.backends.loihi2 import evaluate
+        from adacal.passes.adaptive_timesteps import ExitPolicy
+
+        policy = None
+        if adaptive:
+            pol = manifest["exit_policy"]
+            policy = ExitPolicy(pol["metric"], pol["level"], tuple(pol["thresholds"]))
+        act = evaluate.activity(self.low, evaluate.run(self.low, x), y, policy, manifest["input_layer_macs"])
+        return {**act.as_json(), "predictions": act.predictions.tolist()}
+
+    def save(self, conv, log=None) -> Saved:
+        from adacal.backends.loihi2.network_file import write_network
+        from adacal.backends.loihi2.resources import estimate
+
+        low = self.low
+        return Saved(files={NETWORK_FILE: lambda p: write_network(low, p)}, manifest={},
+                     summary={"resources": estimate(low.graph)})
+
+
+class Loihi2Target(Target):
+    name = "loihi2"
+    title = "Loihi 2"
+    help = "compile for Intel Loihi 2 (Lava, graded spikes) into an artifact directory"
+    description = ("Convert, calibrate and lower the model to Loihi 2 integers; write network.h5 (netx layout, "
+                   "extended), manifest.json, report.json and report.html into OUTDIR.")
+    graded_spikes = True
+    report_module = "adacal.backends.loihi2.report_html"
+
+    def lower(self, conv, x_cal, target_options, log=None) -> Loihi2Network:
+        if log:
+            log("lowering to Loihi 2 integers ...")
+        from adacal.backends.loihi2.evaluate import lower_calibrated
+        return Loihi2Network(lower_calibrated(conv, x_cal))
+
+    def load(self, path: Path, manifest: dict) -> Loihi2Network:
+        from adacal.backends.loihi2.network_file import read_network
+        return Loihi2Network(read_network(Path(path) / NETWORK_FILE))
+
+    def verify(self, lowering: Loihi2Network, x: np.ndarray, log=None) -> dict:
+        from adacal.backends.loihi2.verify import verify
+        if not isinstance(lowering, Loihi2Network):
+            raise AdacalError("verify: not a Loihi 2 network")
+        return verify(lowering.low, x, log)
+
+
+TARGET = Loihi2Target()

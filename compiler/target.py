@@ -1,0 +1,136 @@
+"""What a compile target provides: one `Target` object per `backends/<target>/`
+package, and the `Lowering` it produces.
+
+The split follows Lava's Process / ProcessModel: the Target says what the
+target is (its name, its options, its design rules, how its files load and
+how they are checked against the vendor's model); a Lowering is one network
+realised for it, which evaluates, simulates and saves itself.
+
+compiler/ drives targets only through this interface (see adacal.targets for
+the registry); a backend imports this module, never the compiler's pipeline.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+#: per-layer float-vs-integer errors are measured on at most this many samples
+ERROR_SAMPLES = 128
+
+#: what a Lowering saves: file name -> bytes, a JSON-able dict, or a callable
+#: that writes the file at the path it is given
+FileContent = Any
+
+
+@dataclass(frozen=True)
+class TargetOption:
+    """A command-line option a target adds to its compile command (and the
+    keyword argument of the same `dest` that adacal.compile accepts)."""
+    flag: str
+    dest: str
+    help: str
+    choices: tuple[str, ...] | None = None
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Saved:
+    """What a Lowering contributes to an artifact directory: its files, the
+    target's fields of manifest.json, and of report.json."""
+    files: Mapping[str, FileContent]
+    manifest: Mapping[str, Any]
+    summary: Mapping[str, Any]
+
+
+class Lowering(ABC):
+    """One network realised for a target, in the target's integer arithmetic."""
+
+    timesteps: int
+
+    @abstractmethod
+    def evaluate(self, conv, x: np.ndarray, y, float_eval: dict, log=None) -> dict:
+        """The compile report's bit-accurate fields on validation data x (y):
+        accuracy, activity, energy, per-layer figures.  float_eval is the
+        float SNN's evaluation on the same data (adacal.pipeline.evaluate)."""
+
+    @abstractmethod
+    def simulate(self, x: np.ndarray, y, adaptive: bool, manifest: dict) -> dict:
+        """Run bit-accurately on x: the `simulate --json` fields plus
+        'predictions'."""
+
+    @abstractmethod
+    def save(self, conv, log=None) -> Saved:
+        """The target's files, manifest and report fields for conversion conv."""
+
+
+class Target(ABC):
+    """A hardware target: one object in its backend package, named in the
+    registry (adacal.targets)."""
+
+    name: str = ""
+    #: the name people use ("Loihi 2")
+    title: str = ""
+    #: one line for `adacal --help`, and the compile command's description
+    help: str = ""
+    description: str = ""
+    #: options the target adds to its compile command
+    options: tuple[TargetOption, ...] = ()
+    #: whether a burst travels as one graded message (the searches may then
+    #: price events: --search-cost)
+    graded_spikes: bool = False
+    #: whether an artifact can stop each sample early (--adaptive-timesteps)
+    adaptive_timesteps: bool = True
+    #: the module whose REPORT (a TargetReport) says what report.html shows for
+    #: the target ("": the target-neutral TargetReport)
+    report_module: str = ""
+
+    @property
+    def command(self) -> str:
+        return f"compile-{self.name}"
+
+    def report(self):
+        """What report.html shows for this target: an
+        adacal.target_report.TargetReport (adacal.report_html renders it)."""
+        from adacal.target_report import TargetReport
+        if not self.report_module:
+            return TargetReport(self.title or self.name)
+        import importlib
+        return importlib.import_module(self.report_module).REPORT
+
+    def configure(self, conv_options, **target_options) -> dict:
+        """Check the target's own options (and how the conversion options suit
+        the target) before anything runs; return them normalised.  Raises
+        AdacalError with one line naming the problem."""
+        unknown = set(target_options) - {o.dest for o in self.options}
+        if unknown:
+            from adacal.errors import AdacalError
+            raise AdacalError(f"target '{self.name}' has no option {', '.join(sorted(unknown))}")
+        return dict(target_options)
+
+    def check(self, conv, x_cal: np.ndarray, target_options: dict) -> list[str]:
+        """Design rules: the problems that keep conv off this target (empty
+        when it fits)."""
+        return []
+
+    def problems_message(self, problems: list[str], target_options: dict) -> str:
+        """The one-line error for design-rule problems."""
+        n = len(problems)
+        return (f"the network does not fit {self.title or self.name} ({n} design-rule "
+                f"violation{'s' if n > 1 else ''}): " + "; ".join(problems))
+
+    @abstractmethod
+    def lower(self, conv, x_cal: np.ndarray, target_options: dict, log=None) -> Lowering:
+        """Lower a converted, calibrated float SNN to the target's integers."""
+
+    @abstractmethod
+    def load(self, path: Path, manifest: dict) -> Lowering:
+        """The Lowering stored in artifact directory path."""
+
+    @abstractmethod
+    def verify(self, lowering: Lowering, x: np.ndarray, log=None) -> dict:
+        """Run x through adacal's simulator and the vendor's own bit-accurate
+        model and compare: the `verify --json` fields."""
