@@ -12,11 +12,20 @@ One function per section (`section_*`, each returning the section's inner
 HTML), a few table / number helpers and two chart helpers (`line_chart`,
 `bar_chart`).  Sections always appear, with a sentence saying why they are
 empty when the data is not there (no --val, no hardware target, ...).
+
+Nothing here depends on which target compiled the artifact: a summary with a
+"target" is shown through that Target's TargetReport (adacal.target; each
+backend's report_html.py), which gives the target's titles, explanations and
+tables as plain data; this module formats and renders them.  The float
+`convert` summary has no target and keeps the layout below.
 """
 from __future__ import annotations
 
 import math
 from html import escape
+
+from adacal.target import Target
+from adacal.target_report import Energy, LayerActivity, Num, ReportBlock, ReportTable, TargetReport, Value
 
 #: (id, heading) of every section, in page order
 SECTIONS = (
@@ -176,6 +185,35 @@ def note(text: str) -> str:
 
 def empty(text: str) -> str:
     return f"<p class='empty'>{esc(text)}</p>"
+
+
+def report_text(t) -> str:
+    """A target's report text (adacal.target): a str, a Num / Energy / Value,
+    or a tuple of these (joined); anything else as str()."""
+    if isinstance(t, str):
+        return t
+    if isinstance(t, Num):
+        return num(t.value, t.digits)
+    if isinstance(t, Energy):
+        return energy(t.pj)
+    if isinstance(t, Value):
+        return value(t.value)
+    if isinstance(t, tuple):
+        return "".join(report_text(p) for p in t)
+    return str(t)
+
+
+def report_table(t: ReportTable) -> str:
+    return table(t.header, [[report_text(c) for c in row] for row in t.rows], numeric=t.numeric)
+
+
+def blocks(bs: tuple[ReportBlock, ...]) -> str:
+    """ReportBlocks: each one's sub-heading, tables and notes."""
+    out = []
+    for b in bs:
+        out.append(f"<h3>{esc(b.heading)}</h3>" if b.heading else "")
+        out += [report_table(t) for t in b.tables] + [note(report_text(n)) for n in b.notes]
+    return "".join(out)
 
 
 # ----------------------------------------------------------------------
@@ -347,8 +385,22 @@ def bar_chart(chart_id: str, labels, series, y_label: str, x_label: str = "", wi
 # what kind of summary this is
 # ----------------------------------------------------------------------
 def target(s: dict) -> str:
-    """'loihi2', 'xylo' or 'float' (the convert summary)."""
+    """The target's name ('loihi2', 'xylo', ...) or 'float' (the convert summary)."""
     return s.get("target") or "float"
+
+
+def hardware(s: dict) -> Target | None:
+    """The summary's Target (adacal.targets), None for the float convert summary."""
+    if target(s) == "float":
+        return None
+    from adacal import targets
+    return targets.get(target(s))
+
+
+def shown(s: dict) -> TargetReport | None:
+    """What the summary's target shows in the report, None for the float convert summary."""
+    h = hardware(s)
+    return h.report() if h else None
 
 
 def evaluated(s: dict) -> bool:
@@ -385,9 +437,8 @@ def _neuron_layers(s: dict, m: dict | None) -> list[dict]:
 # ----------------------------------------------------------------------
 def section_overview(s: dict, m: dict | None) -> str:
     t = target(s)
-    what = {"loihi2": "Intel Loihi 2 (graded spikes, bit-accurate integer network)",
-            "xylo": f"SynSense {s.get('device', 'Xylo')} (bit-exact Xylo arithmetic)",
-            "float": "no hardware target: float burst-spiking network (adacal convert)"}[t]
+    what = shown(s).target_line(s) if t != "float" else \
+        "no hardware target: float burst-spiking network (adacal convert)"
     m = m or {}
     o = s.get("options") or {}
     pairs = [("target", what), ("compiler", f"adacal {version(m)}"),
@@ -493,78 +544,48 @@ def section_accuracy(s: dict) -> str:
         y_range=(max(0.0, lo - 2), 100.0), hlines=hl))))
     expl = ("Accuracy of the readout accumulated over steps 1..t (the prediction if the run stopped after t "
             "steps); dashed: the ANN.")
-    if t == "xylo":
-        expl += (" Xylo: argmax of the output Vmem after input step t (aligned so that t = T is the readout "
-                 "after the last step).")
+    extra = shown(s).accuracy_note(s) if t != "float" else ""
+    if extra:
+        expl += " " + extra
     out.append(note(expl))
     return "".join(out)
 
 
-def _activity_rows(s: dict):
-    """(header, rows, numeric columns, chart series, energy series) for the per-layer table."""
-    t, layers = target(s), _layers(s)
-    names = [L["name"] for L in layers]
-    if t == "xylo":
-        header = ("layer", "neurons", "float SNN spikes", "Xylo events", "bursts", "synops", "energy")
-        rows = [(L["name"], num(L.get("neurons")), num(L.get("float_spikes_per_sample")),
-                 num(L.get("events_per_sample")), num(L.get("bursts_per_sample")), num(L.get("synops_per_sample")),
-                 energy(L.get("energy_pj_per_sample"))) for L in layers]
-        rows.append(("input encoder (events \u00d7 fan-out)", "", "", num(s.get("input_events_per_sample")), "",
-                     num(s.get("input_synops_per_sample")), energy(E_AC_PJ * (s.get("input_synops_per_sample") or 0))))
-        rows.append(("bias units", "", "", num(s.get("bias_events_per_sample")), "",
-                     num(s.get("bias_synops_per_sample")), energy(E_AC_PJ * (s.get("bias_synops_per_sample") or 0))))
-        counts = [("float SNN spikes", [L.get("float_spikes_per_sample") for L in layers]),
-                  ("Xylo events", [L.get("events_per_sample") for L in layers])]
-        en = [L.get("energy_pj_per_sample") for L in layers]
-        extra = [("input encoder", E_AC_PJ * (s.get("input_synops_per_sample") or 0)),
-                 ("bias units", E_AC_PJ * (s.get("bias_synops_per_sample") or 0))]
-    elif t == "loihi2":
-        header = ("layer", "neurons", "float spikes", "bit-accurate spikes", "bit-accurate events",
-                  "bit-accurate synops", "bit-accurate energy", "float synops", "float energy")
-        rows = [(L["name"], num(L.get("neurons")), num(L.get("spikes_per_sample")),
-                 num(L.get("bit_accurate_spikes_per_sample")), num(L.get("bit_accurate_events_per_sample")),
-                 num(L.get("bit_accurate_synops_per_sample")), energy(L.get("bit_accurate_energy_pj_per_sample")),
-                 num(L.get("synops_per_sample")), energy(L.get("energy_pj_per_sample"))) for L in layers]
-        counts = [("float spikes", [L.get("spikes_per_sample") for L in layers]),
-                  ("bit-accurate spikes", [L.get("bit_accurate_spikes_per_sample") for L in layers]),
-                  ("bit-accurate events", [L.get("bit_accurate_events_per_sample") for L in layers])]
-        en = [L.get("bit_accurate_energy_pj_per_sample", L.get("energy_pj_per_sample")) for L in layers]
-        extra = [("input layer (MACs)", _input_energy(s))]
-    else:
-        header = ("layer", "neurons", "spikes", "events", "synops", "graded synops", "energy", "mean fan-out")
-        rows = [(L["name"], num(L.get("neurons")), num(L.get("spikes_per_sample")), num(L.get("events_per_sample")),
-                 num(L.get("synops_per_sample")), num(L.get("graded_synops_per_sample")),
-                 energy(L.get("energy_pj_per_sample")), num(L.get("fanout_mean"))) for L in layers]
-        counts = [("spikes", [L.get("spikes_per_sample") for L in layers]),
-                  ("events", [L.get("events_per_sample") for L in layers])]
-        en = [L.get("energy_pj_per_sample") for L in layers]
-        extra = [("input layer (MACs)", _input_energy(s))]
-    extra = [(k, v) for k, v in extra if v is not None]
-    return header, rows, names, counts, (names + [k for k, _ in extra], en + [v for _, v in extra])
+def _float_activity(s: dict) -> LayerActivity:
+    """The float convert summary's per-layer activity (the float burst SNN)."""
+    layers = _layers(s)
+    header = ("layer", "neurons", "spikes", "events", "synops", "graded synops", "energy", "mean fan-out")
+    rows = tuple((L["name"], Num(L.get("neurons")), Num(L.get("spikes_per_sample")), Num(L.get("events_per_sample")),
+                  Num(L.get("synops_per_sample")), Num(L.get("graded_synops_per_sample")),
+                  Energy(L.get("energy_pj_per_sample")), Num(L.get("fanout_mean"))) for L in layers)
+    counts = (("spikes", tuple(L.get("spikes_per_sample") for L in layers)),
+              ("events", tuple(L.get("events_per_sample") for L in layers)))
+    return LayerActivity(
+        note="Events: (neuron, step) pairs with k > 0 (one graded message each); synops: spikes \u00d7 fan-out.",
+        table=ReportTable(header, rows, numeric=tuple(range(1, len(header)))), counts=counts,
+        energy=tuple(L.get("energy_pj_per_sample") for L in layers),
+        stages=(("input layer (MACs)", TargetReport.input_layer_energy(s, E_AC_PJ)),))
 
 
-def _input_energy(s: dict):
-    if s.get("energy_pj_per_sample") is None:
-        return None
-    syn = s.get("synops_per_sample") or 0.0
-    return max(float(s["energy_pj_per_sample"]) - E_AC_PJ * float(syn), 0.0)
+def _activity(s: dict) -> LayerActivity:
+    """The per-layer activity: the target's layout, or the float summary's."""
+    r = shown(s)
+    return (r.layer_activity(s, E_AC_PJ) if r else None) or _float_activity(s)
 
 
 def section_activity(s: dict) -> str:
     if not evaluated(s) or not _layers(s):
         return empty(NO_VAL)
-    header, rows, names, counts, (en_labels, en_vals) = _activity_rows(s)
-    out = [note("Per sample, summed over the timesteps run. " + {
-        "loihi2": "Float columns: the float burst SNN; bit-accurate columns: the integer Loihi 2 network.",
-        "xylo": "Xylo delivers every event separately: events = spikes; a burst is a step with k > 0 events.",
-        "float": "Events: (neuron, step) pairs with k > 0 (one graded message each); synops: spikes \u00d7 fan-out."
-    }[target(s)])]
-    out.append(table(header, rows, numeric=tuple(range(1, len(header)))))
+    act = _activity(s)
+    names = [L["name"] for L in _layers(s)]
+    stages = [(k, v) for k, v in act.stages if v is not None]
+    en_labels, en_vals = names + [k for k, _ in stages], list(act.energy) + [v for _, v in stages]
+    out = [note("Per sample, summed over the timesteps run. " + act.note), report_table(act.table)]
     out.append(f"<p class='note'>totals: spikes {esc(num(s.get('spikes_per_sample')))}, events "
                f"{esc(num(s.get('events_per_sample')))}, synops {esc(num(s.get('synops_per_sample')))}, "
                f"energy {esc(energy(s.get('energy_pj_per_sample')))} per sample</p>")
     out.append(figures(
-        ("Spikes and events per layer", bar_chart("chart-spikes", names, counts, "per sample", "layer")),
+        ("Spikes and events per layer", bar_chart("chart-spikes", names, act.counts, "per sample", "layer")),
         ("Energy per layer", bar_chart("chart-energy", en_labels,
                                        [("energy", [None if v is None else v / 1e3 for v in en_vals])],
                                        "energy per sample (nJ)", "layer or input stage"))))
@@ -663,18 +684,7 @@ def section_quantisation(s: dict) -> str:
                                  for L in layers])], "relative error (%)", "layer"))))
     else:
         out.append(empty(NO_VAL))
-    cal = s.get("calibration")
-    if t == "xylo" and cal:
-        out.append("<h3>Xylo calibration (bias correction on the Xylo arithmetic)</h3>")
-        rows = [(name, num(h[0], 4) if h else "n/a", num(h[-1], 4) if h else "n/a", num(len(h) - 1 if h else 0))
-                for name, h in (cal.get("layers") or {}).items()]
-        ro = cal.get("readout") or []
-        if ro:
-            rows.append(("readout (relative to G\u00b7T)", num(ro[0], 4), num(ro[-1], 4), num(len(ro))))
-        out.append(table(("layer", "mean |\u0394| before", "mean |\u0394| after", "iterations"), rows,
-                         numeric=(1, 2, 3)))
-        out.append(note("\u0394: the per-neuron mean rate on the calibration set minus its target (the ANN "
-                        "activation), in activation units."))
+    out.append(blocks(shown(s).quantisation_blocks(s)))
     return "".join(out)
 
 
@@ -695,8 +705,9 @@ def section_exit(s: dict) -> str:
                      "(enable with --adaptive-timesteps).")
     d = _exit_data(s)
     if d is None:
-        return empty("adaptive timesteps on, but " + ("the target has no adaptive exit." if target(s) == "xylo"
-                                                      else NO_VAL.lower()))
+        h = hardware(s)
+        return empty("adaptive timesteps on, but " + ("the target has no adaptive exit." if h and not
+                                                      h.adaptive_timesteps else NO_VAL.lower()))
     hist, avg, pol = d
     T = len(hist)
     out = [kv_table([("exit metric", pol.get("metric", o.get("exit_metric"))),
@@ -716,46 +727,7 @@ def section_resources(s: dict) -> str:
                      "resource estimate.")
     if not r:
         return empty("No resource estimate in this summary.")
-    out = []
-    if t == "loihi2":
-        lim = r.get("limits") or {}
-        out.append(kv_table([("neurons", num(r.get("neurons"))), ("weights stored", num(r.get("weights_stored"))),
-                             ("connections", num(r.get("connections"))),
-                             ("synaptic memory (bytes)", num(r.get("synaptic_memory_bytes"))),
-                             ("cores", f"{num(r.get('cores'))} of {num(lim.get('cores_per_chip'))} per chip"),
-                             ("chips", num(r.get("chips")))]))
-        layers = r.get("layers") or []
-        out.append(table(("layer", "neurons", "weights stored", "connections", "synaptic memory (B)", "cores"),
-                         [(L["name"], num(L.get("neurons")), num(L.get("weights_stored")), num(L.get("connections")),
-                           num(L.get("synaptic_memory_bytes")), num(L.get("cores"))) for L in layers],
-                         numeric=(1, 2, 3, 4, 5)))
-        if lim:
-            out.append(note("Limits: " + ", ".join(f"{k.replace('_', ' ')} {num(v)}" for k, v in lim.items()
-                                                   if k != "source") + (f". Source: {lim['source']}" if
-                                                                        lim.get("source") else "")))
-    else:
-        lim = r.get("limits") or {}
-
-        def used(key, limit_key):
-            return num(r.get(key)) + (f" of {num(lim[limit_key])}" if limit_key in lim else "")
-
-        out.append(kv_table([("device", r.get("device", s.get("device", "n/a"))),
-                             ("input channels", used("inputs", "inputs")),
-                             ("hidden neurons (incl. bias units)", used("hidden_neurons", "hidden_neurons")),
-                             ("bias units", num(r.get("bias_units"))), ("outputs", used("outputs", "outputs")),
-                             ("non-zero weights", num(r.get("weights_nonzero"))),
-                             ("hardware configuration", s.get("hardware_config", "n/a"))]))
-        out.append(table(("layer", "neurons", "hidden ids"),
-                         [(L["name"], num(L.get("neurons")), value(L.get("hidden_ids")))
-                          for L in r.get("layers") or []],
-                         numeric=(1,)))
-        x = s.get("xylo") or {}
-        if x:
-            ro = x.get("readout") or {}
-            out.append(note(f"neuron: {x.get('neuron')}; {num(x.get('timesteps'))} input steps, "
-                            f"{num(x.get('steps'))} steps run (input delay {num(x.get('input_delay'))}); "
-                            f"readout: {ro.get('rule', 'n/a')}."))
-    return "".join(out)
+    return blocks(shown(s).resource_blocks(s))
 
 
 def section_options(s: dict) -> str:
@@ -787,8 +759,7 @@ def render(summary: dict, manifest: dict | None = None) -> str:
     """The whole page for one summary (and its manifest, if there is one)."""
     s, m = summary, manifest
     t = target(s)
-    title = {"loihi2": "adacal report: Loihi 2 artifact", "xylo": f"adacal report: {s.get('device', 'Xylo')} artifact",
-             "float": "adacal report: float conversion"}[t]
+    title = shown(s).page_title(s) if t != "float" else "adacal report: float conversion"
     body = {
         "overview": section_overview(s, m), "plan": section_plan(s), "accuracy": section_accuracy(s),
         "activity": section_activity(s), "neurons": section_neurons(s, m),
