@@ -623,7 +623,7 @@ def check_ii(res: dict) -> tuple[bool, str] | None:
         pick = min(good, key=lambda r: r["synops_per_sample"]) if good else best_a
         ratio = best_p["synops_per_sample"] / max(pick["synops_per_sample"], 1e-9)
         this = bool(good) and ratio >= 10
-        # method.md §8's Loihi 2 convention (a burst is one graded event): events x fan-out
+        # Loihi 2 convention (docs/method.md, Energy): a burst is one graded event, events x fan-out
         gpick = min(good, key=lambda r: r["graded_synops_per_sample"]) if good else best_a
         gratio = best_p["graded_synops_per_sample"] / max(gpick["graded_synops_per_sample"], 1e-9)
         ok = ok and this

@@ -137,7 +137,7 @@ class Identity:
 
 @_op
 class BurstNeuron:
-    """Burst integrate-and-fire neurons replacing a ReLU (method.md §1).
+    """Burst integrate-and-fire neurons replacing a ReLU (docs/method.md, Burst neurons).
 
     Per step: V += I + bias;  k = clamp(floor(V / threshold), 0, max_spikes);
     output k * threshold;  V -= k * threshold.  V starts at

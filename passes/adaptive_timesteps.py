@@ -1,5 +1,5 @@
-"""Input-aware adaptive timesteps (method.md §7): stop a sample early once the
-accumulated readout is confident.
+"""Input-aware adaptive timesteps (docs/method.md, Adaptive timesteps): stop a
+sample early once the accumulated readout is confident.
 
 Scores of the cumulative logits z_t = Σ_{τ≤t} o_τ:
   confidence  c_t = max softmax(z_t)

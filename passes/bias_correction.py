@@ -1,4 +1,4 @@
-"""Calibration without training (method.md §4).
+"""Calibration without training (docs/method.md, Calibration).
 
 light:    per output channel, Δ_c = mean(time-averaged SNN output) − mean(ANN
           output) over the calibration batch; bias ← bias − Δ.

@@ -1,5 +1,5 @@
 """Burst-cap search: choose φ (max spikes per step) per layer under a spike
-budget (method.md §5; the paper's "AdaFire").
+budget (docs/method.md, Burst-cap search; the paper's "AdaFire").
 
 With every layer at φ_max, each layer l is tried with each φ in the candidate
 range (its thresholds re-searched for that φ, the others unchanged): the

@@ -1,4 +1,5 @@
-"""Fold inference BatchNorm into the conv/dense before it (method.md §2).
+"""Fold inference BatchNorm into the conv/dense before it (docs/method.md,
+Graph clean-up).
 
 W' = W * gamma / sqrt(var + eps),  b' = beta + (b - mean) * gamma / sqrt(var + eps).
 A BatchNorm with no conv/dense to fold into becomes a per-channel Affine,

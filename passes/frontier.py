@@ -1,5 +1,6 @@
 """Exact multiple-choice knapsack by a layer-by-layer Pareto frontier
-(method.md §5.3), shared by the burst-cap and threshold-ratio searches.
+(docs/method.md, Frontier solver), shared by the burst-cap and threshold-ratio
+searches.
 
 Choose one option j_l per layer to minimise Σ value[l][j_l] subject to
 Σ cost[l][j_l] ≤ budget.  Every partial assignment is expanded by every option,

@@ -1,5 +1,6 @@
 """The conversion plan: what each node of a cleaned-up graph becomes in the
-burst-spiking network (method.md §1-2).  `adacal inspect` prints it; the
+burst-spiking network (docs/method.md, Conversion plan).  `adacal inspect`
+prints it; the
 conversion pass follows it and rejects what it marks unsupported.
 
 Roles:

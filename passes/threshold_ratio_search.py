@@ -1,28 +1,18 @@
 """Threshold-ratio search: raise thresholds per layer where the network is
-insensitive, to cut synaptic operations (method.md §6; the paper's
-"Sensitivity Spike Compression").
+insensitive, to cut synaptic operations (docs/method.md, Threshold-ratio
+search; the paper's "Sensitivity Spike Compression").
 
 Each layer l is tried with θ_l ← r·θ_l for r ∈ {1.0, 1.5, ..., 10.0}, one
 layer at a time: sensitivity S_l(r) = symmetric KL to the ANN output, cost
-E_l(r) = that layer's synaptic operations per sample (spikes × fan-out, so the
-search prices what the energy estimate prices; with price="events",
-events × fan-out, what Loihi 2's graded spikes cost).  The frontier solver, with
-cost and value exchanged, minimises Σ E subject to
+E_l(r) = that layer's synaptic operations per sample (spikes × fan-out; with
+price="events", events × fan-out, what Loihi 2's graded spikes cost).  The
+frontier solver, with cost and value exchanged, minimises Σ E subject to
 
-    Σ_l [S_l(r_l) − S_l(1.0)] ≤ λ · S_0,
+    Σ_l [S_l(r_l) − S_0] ≤ λ · max(S_0, MIN_REFERENCE_KL),
 
-S_0 being the divergence of the unscaled network: λ (the sensitivity budget)
-is the extra divergence allowed, as a multiple of what the network already
-has.  (method.md writes Σ S_l(r_l) ≤ λ · Σ_l S_l(1.0); since every S_l(1.0)
-equals S_0, that is our λ' = L·(λ − 1): its λ = 1 allows no change at all, so
-we take the budget as the *additional* divergence, which makes 1.0 "may
-double the divergence" and 0 "may not increase it".)
-
-S_0 is floored at MIN_REFERENCE_KL (1e-4 nats) for the allowance: a network
-that already matches the ANN almost exactly (the wine MLP's S_0 is 1.3e-5)
-would otherwise get no room at all, although 1e-4 nats of symmetric KL is a
-change of about 1 % in the class probabilities — below what the calibration
-samples can resolve.  Networks with S_0 above the floor are unaffected.
+S_0 being the divergence of the unscaled network and λ the sensitivity budget
+(the extra divergence allowed).  Why the budget reads λ this way and why S_0
+has a floor: docs/method.md, Threshold-ratio search.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Per-channel thresholds from ANN activations (method.md §3).
+"""Per-channel thresholds from ANN activations (docs/method.md, Thresholds).
 
 Methods (θ = clip / φ, where the clip level is the largest value the neuron
 can pass on, φ·θ):

@@ -1,4 +1,5 @@
-"""Conversion: cleaned-up ANN graph -> spiking graph (method.md §1-2).
+"""Conversion: cleaned-up ANN graph -> spiking graph (docs/method.md,
+Conversion plan and Burst neurons).
 
 Follows the conversion plan: every ReLU becomes a population of burst neurons
 (threshold 1 until `thresholds` sets it), dense layers without a ReLU fold into

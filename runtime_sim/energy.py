@@ -1,4 +1,4 @@
-"""Energy accounting (method.md §8).
+"""Energy accounting (docs/method.md, Energy).
 
 Conventions, named wherever a number is reported:
 - spikes: Σ k over neurons and steps (a burst of k counts k);
@@ -25,7 +25,7 @@ E_MAC_PJ = 4.6
 E_AC_PJ = 0.9
 
 #: what the burst-cap and threshold-ratio searches price (--search-cost):
-#: "spikes" counts a burst of k as k (method.md §5-6, Xylo); "events" counts it
+#: "spikes" counts a burst of k as k (the paper, Xylo); "events" counts it
 #: as one graded message (Loihi 2), so the ratio search prices events × fan-out
 SEARCH_COSTS = ("spikes", "events")
 #: the simulator's (SimResult's) synops table under each price

@@ -1,9 +1,9 @@
-"""Unit arithmetic of the conversion (method.md §1-8) on hand-built IR.
+"""Unit arithmetic of the conversion (docs/method.md) on hand-built IR.
 
 Every expected value here is computed independently of adacal: closed forms,
 brute-force enumeration, or plain numpy / Python loops re-implementing the
-burst neuron of method.md §1 (V(0) = 0.5·θ + v_init; V += I + bias;
-k = clamp(floor(V/θ), 0, φ); out = k·θ; V -= k·θ).
+burst neuron (docs/method.md, Burst neurons: V(0) = 0.5·θ + v_init;
+V += I + bias; k = clamp(floor(V/θ), 0, φ); out = k·θ; V -= k·θ).
 """
 from __future__ import annotations
 
@@ -625,8 +625,8 @@ def test_threshold_ratio_search_against_independent_recomputation(n, T, price):
                 assert syn[li, ri] < sim.synops[name].sum(axis=0).mean()
     # every row's r = 1.0 entry is the same unscaled network
     np.testing.assert_allclose(sens[:, 0], sens[0, 0], rtol=1e-9)
-    # the budget as documented in threshold_ratio_search (a deliberate reading of
-    # method.md §6): Σ_l [S_l(r_l) − S_l(1)] ≤ λ·max(S_0, MIN_REFERENCE_KL)
+    # the budget of docs/method.md, Threshold-ratio search (a deliberate reading
+    # of the paper): Σ_l [S_l(r_l) − S_l(1)] ≤ λ·max(S_0, MIN_REFERENCE_KL)
     from adacal.passes.threshold_ratio_search import MIN_REFERENCE_KL, PRUNE_FACTOR
     allowance = lam * max(sens[0, 0], MIN_REFERENCE_KL)
     budget = sens[:, 0].sum() + allowance

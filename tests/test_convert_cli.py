@@ -1,4 +1,4 @@
-"""`adacal convert` end to end on the bundled digits example (method.md §1-9).
+"""`adacal convert` end to end on the bundled digits example (docs/method.md).
 
 The example (examples/digits_cnn.py, ~6 s) is trained once per module.  The
 independent CLI runs are started together (two at a time) by one module
@@ -210,7 +210,7 @@ def test_report_values_are_sane(runs):
         assert layer["spikes_per_sample"] > 0
         # spikes per sample cannot exceed neurons × T × φ
         assert layer["spikes_per_sample"] <= layer["neurons"] * 8 * 4
-    # the documented energy convention (method.md §8)
+    # the documented energy convention (docs/method.md, Energy)
     if "ann_macs_per_sample" in s:
         assert s["ann_energy_pj_per_sample"] == pytest.approx(4.6 * s["ann_macs_per_sample"])
     if "input_layer_macs_per_sample" in s:

@@ -22,7 +22,7 @@ an .npz given as the model                          here
 truncated ONNX                                      test_cli_errors (inspect); here: compile -o
 dynamic non-batch input dimension                   test_cli_errors.test_dynamic_non_batch_dim
 unsupported op (Sin/Erf/LSTM), node named           test_cli_errors (inspect); here: compile-xylo -o
-unsupported pattern: MaxPool (method.md §2)         here (convert -o, compile-loihi2 -o)
+unsupported pattern: MaxPool (docs/method.md)       here (convert -o, compile-loihi2 -o)
 unsupported pattern: mid-network conv without ReLU  here
 NaN / Inf in model weights (initializer named)      here (inspect, compile -o); frontend details in
                                                     test_fuzz_onnx

@@ -20,7 +20,7 @@ instantaneous (all nodes update within the step, in topological order):
   bound.  v(0) = θ/2 + v_init (the half-quantum plus the potential
   correction); NIR has no initial state, so it is in the node metadata
   ("initial_potential").  φ is metadata "max_spikes";
-- a spike of channel c stands for the value k·θ[c] (method.md §1): θ is
+- a spike of channel c stands for the value k·θ[c] (docs/method.md, Burst neurons): θ is
   folded into the columns of every synapse that reads the spikes (Conv2d /
   Affine weights × θ of their input channel), so downstream currents are the
   float simulator's exactly (up to float32 rounding of the scaled weights);
