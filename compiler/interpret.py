@@ -79,6 +79,22 @@ def _maxpool(op: ir.MaxPool, x):
     return F.max_pool2d(x, op.kernel, op.stride, 0, op.dilation, ceil_mode=op.ceil_mode)
 
 
+def _take(op: ir.Take, x):
+    idx = torch.as_tensor(np.ascontiguousarray(op.indices, np.int64), device=x.device)
+    return torch.index_select(x, op.axis + 1, idx)
+
+
+def _conv_transpose(op: ir.ConvTranspose2d, x):
+    # the full transposed convolution, zeros appended (output_padding), then cropped by the pads
+    y = F.conv_transpose2d(x, _t(op.weight, x), None, op.stride, 0, 0, op.groups, op.dilation)
+    oh, ow = op.output_padding
+    if oh or ow:
+        y = F.pad(y, (0, ow, 0, oh))
+    top, left, bottom, right = op.padding
+    y = y[:, :, top:y.shape[2] - bottom, left:y.shape[3] - right]
+    return y + channel_view(op.bias, y)
+
+
 _RUN = {
     ir.Conv2d: lambda op, xs: _conv(op, xs[0]),
     ir.Dense: lambda op, xs: _dense(op, xs[0]),
@@ -96,6 +112,9 @@ _RUN = {
     ir.Flatten: lambda op, xs: xs[0].reshape(xs[0].shape[0], -1),
     ir.Reshape: lambda op, xs: xs[0].reshape((xs[0].shape[0],) + tuple(op.shape)),
     ir.Identity: lambda op, xs: xs[0],
+    ir.Transpose: lambda op, xs: xs[0].permute((0,) + tuple(a + 1 for a in op.perm)),
+    ir.Take: lambda op, xs: _take(op, xs[0]),
+    ir.ConvTranspose2d: lambda op, xs: _conv_transpose(op, xs[0]),
 }
 
 
@@ -136,6 +155,19 @@ def _check_params(op, in_shapes: list[ir.Shape]) -> None:
     elif isinstance(op, ir.Pad):
         if min(op.pads) < 0:
             raise ValueError(f"negative pads {op.pads}")
+    elif isinstance(op, ir.Take):
+        idx = np.asarray(op.indices)
+        if not 0 <= op.axis < len(x) or idx.ndim != 1 or idx.dtype.kind not in "iu" or (
+                idx.size and (idx.min() < 0 or idx.max() >= x[op.axis])):
+            raise ValueError(f"indices along axis {op.axis} do not fit input shape {x}")
+    elif isinstance(op, ir.Transpose):
+        if sorted(op.perm) != list(range(len(x))):
+            raise ValueError(f"perm {op.perm} does not fit input shape {x}")
+    elif isinstance(op, ir.ConvTranspose2d):
+        w, b, g = np.asarray(op.weight), np.asarray(op.bias), int(op.groups)
+        if w.ndim != 4 or len(x) != 3 or g < 1 or w.shape[0] != x[0] or w.shape[0] % g \
+                or b.shape != (w.shape[1] * g,) or min(op.padding) < 0 or min(op.output_padding) < 0:
+            raise ValueError(f"weight {w.shape}, bias {b.shape}, groups {g} do not fit input shape {x}")
 
 
 def infer_shape(op, in_shapes: list[ir.Shape]) -> ir.Shape:

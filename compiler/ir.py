@@ -131,6 +131,33 @@ class Reshape:
 
 
 @_op
+class Transpose:
+    """Permutes the per-sample axes (the batch stays first): an exact linear map."""
+    perm: tuple[int, ...]  # per-sample permutation (ONNX perm[1:] - 1)
+
+
+@_op
+class Take:
+    """Selects entries along one per-sample axis by index (repeats allowed): an
+    exact linear map.  Slice, Split, edge/reflect Pad and nearest Resize /
+    Upsample become one Take per axis they touch."""
+    axis: int  # per-sample axis
+    indices: np.ndarray  # int64, each in range(input_shape[axis])
+
+
+@_op
+class ConvTranspose2d:
+    """Transposed 2-D convolution as in ONNX ConvTranspose (exact linear map)."""
+    weight: np.ndarray  # (C_in, C_out/groups, kH, kW)
+    bias: np.ndarray  # (C_out,)
+    stride: tuple[int, int] = (1, 1)
+    padding: Pads = (0, 0, 0, 0)  # cropped from the full output: top, left, bottom, right
+    output_padding: tuple[int, int] = (0, 0)  # zeros appended at the bottom / right before cropping
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+
+@_op
 class Identity:
     """Identity / inference Dropout; removed by `passes.drop_identity`."""
 
@@ -170,6 +197,9 @@ class Node:
 class Graph:
     nodes: tuple[Node, ...]  # topological order, nodes[0] is the Input
     output: str
+    #: The output head the frontend dropped ("name (Softmax)"): the graph's
+    #: output is then the logits, which keep the argmax.  None if none was.
+    dropped_head: str | None = None
 
     # ---- queries -------------------------------------------------------
     @property
@@ -213,7 +243,7 @@ class Graph:
 
     # ---- edits (return new graphs) ---------------------------------------
     def with_nodes(self, nodes: Iterable[Node], output: str | None = None) -> "Graph":
-        return Graph(tuple(nodes), self.output if output is None else output)
+        return Graph(tuple(nodes), self.output if output is None else output, self.dropped_head)
 
     def bypass(self, name: str) -> "Graph":
         """Remove a single-input node, wiring its consumers to its input."""
@@ -223,14 +253,14 @@ class Graph:
             replace(n, inputs=tuple(src if i == name else i for i in n.inputs))
             for n in self.nodes if n.name != name
         ]
-        return Graph(tuple(nodes), src if self.output == name else self.output)
+        return Graph(tuple(nodes), src if self.output == name else self.output, self.dropped_head)
 
     def replace_op(self, name: str, op, inputs: tuple[str, ...] | None = None) -> "Graph":
         nodes = [
             replace(n, op=op, inputs=n.inputs if inputs is None else inputs) if n.name == name else n
             for n in self.nodes
         ]
-        return Graph(tuple(nodes), self.output)
+        return Graph(tuple(nodes), self.output, self.dropped_head)
 
     # ---- execution -----------------------------------------------------
     def run(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -245,7 +275,8 @@ class Graph:
 
     # ---- printing ------------------------------------------------------
     def __str__(self) -> str:
-        lines = [f"graph(input {self.input.name}: {_fmt_shape(self.input_shape)}) -> {self.output}"]
+        lines = [f"graph(input {self.input.name}: {_fmt_shape(self.input_shape)}) -> {self.output}"
+                 + (f"  (dropped output head {self.dropped_head})" if self.dropped_head else "")]
         for n in self.nodes[1:]:
             args = ", ".join(f"%{i}" for i in n.inputs)
             lines.append(f"  %{n.name} = {describe_op(n.op)}({args}) -> {_fmt_shape(n.shape)}")
@@ -272,8 +303,9 @@ def describe_op(op) -> str:
 
 
 def param_count(op) -> int:
+    """Weights and biases (a Take's indices are wiring, not parameters)."""
     return int(sum(getattr(op, f.name).size for f in fields(op)
-                   if isinstance(getattr(op, f.name), np.ndarray)))
+                   if isinstance(getattr(op, f.name), np.ndarray) and f.name != "indices"))
 
 
 def macs(node: Node) -> int:

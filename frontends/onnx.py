@@ -25,6 +25,8 @@ SUPPORTED_OPS = (
     "Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Constant", "Conv",
     "Div", "Dropout", "Flatten", "Gemm", "GlobalAveragePool", "Identity", "MatMul",
     "MaxPool", "Mul", "Pad", "ReduceMean", "Relu", "Reshape", "Shape", "Squeeze", "Sub", "Unsqueeze",
+    "Sum", "Mean", "Transpose", "Slice", "Split", "Resize", "Upsample", "ConvTranspose",
+    "Softmax (output head)", "LogSoftmax (output head)",
 )
 
 
@@ -201,6 +203,8 @@ class _State:
     opsets: list = field(default_factory=list)
     ir_version: int = 8
     current: tuple[str, str] | None = None  # the node being converted (for messages)
+    head: str | None = None  # output tensor of the trailing Softmax / LogSoftmax (onnx_opset.find_head)
+    dropped_head: str | None = None  # "node (op)" once that head is dropped
 
     def emit(self, name: str, op, inputs: tuple[str, ...], onnx_node) -> str:
         in_shapes = [self.shapes[i] for i in inputs]
@@ -393,6 +397,10 @@ def _check_fold_size(node, feeds: dict[str, np.ndarray], st: _State) -> None:
             raise _too_big(f"{_where(node)}: constant result '{out}'", n, dims, MAX_TENSOR_ELEMENTS, "tensor")
 
 
+def _opset_dict(st: _State) -> dict[str, int]:
+    return {("" if o.domain == "ai.onnx" else o.domain): int(o.version) for o in st.opsets}
+
+
 def _fold_constant(node, st: _State) -> None:
     """Evaluate a node whose inputs are all constants with onnx's reference evaluator."""
     from onnx.reference import ReferenceEvaluator
@@ -412,7 +420,7 @@ def _fold_constant(node, st: _State) -> None:
     for table in (st.consts, st.alt):
         feeds = {i: table[i] for i in node.input if i}
         try:
-            runs.append(ReferenceEvaluator(node).run(None, feeds))
+            runs.append(ReferenceEvaluator(node, opsets=_opset_dict(st)).run(None, feeds))
         except Exception as e:  # the evaluator's own validation: any failure means an invalid expression
             raise UnsupportedError(f"{where}: constant expression could not be evaluated ({_first_line(e)})") from None
     for name, val, alt in zip(node.output, *runs):
@@ -629,6 +637,9 @@ def _gemm(c: _Ctx):
 
 
 def _matmul(c: _Ctx):
+    if c.is_act(1) and c.is_act(0):
+        c.fail("MatMul of two activations (e.g. attention) is not linear; only MatMul(activation, "
+               "constant weight) is supported")
     if c.is_act(1) or not c.is_act(0):
         c.fail("only MatMul(activation, constant weight) is supported")
     if len(c.shape()) != 1:
@@ -644,6 +655,8 @@ def _matmul(c: _Ctx):
 def _batchnorm(c: _Ctx):
     if c.int_attr("training_mode", 0):
         c.fail("training_mode=1; export the model in eval mode")
+    if not c.int_attr("spatial", 1, 0, 1):
+        c.fail("spatial=0 (per-activation statistics) is not supported")
     if len(c.node.output) > 1 and any(c.node.output[1:]):
         c.fail("the training outputs (running mean / variance) are not supported")
     shape = c.shape()
@@ -963,6 +976,10 @@ _CONVERT = {
     "Dropout": lambda c: c.emit(ir.Identity()), "Pad": _pad, "Shape": _shape, "ReduceMean": _reduce_mean,
 }
 
+from adacal.frontends import onnx_ops, onnx_opset  # noqa: E402  (they use the helpers above)
+
+_CONVERT.update(onnx_ops.CONVERT)
+
 
 # ---------------------------------------------------------------------------
 def load_onnx(model) -> ir.Graph:
@@ -975,11 +992,17 @@ def load_onnx(model) -> ir.Graph:
     proto, label = read_model(model)
     proto = _check(proto, label)
     _check_names(proto, label)
+    proto, note = onnx_opset.upgrade(proto)
     st = _State(label)
     st.opsets = list(proto.opset_import)
     st.ir_version = proto.ir_version
+    st.head = onnx_opset.find_head(proto.graph)
     try:
         return _convert(proto, st)
+    except UnsupportedError as e:
+        if note is None:
+            raise
+        raise UnsupportedError(f"{_first_line(e)} ({note})") from None
     except (ValueError, TypeError, IndexError, KeyError, ArithmeticError, AttributeError, RuntimeError) as e:
         # Last resort: every cause found so far is validated above with its own
         # message; an unforeseen one still becomes one clear line, not a traceback.
@@ -1025,4 +1048,4 @@ def _convert(proto: onnx.ModelProto, st: _State) -> ir.Graph:
         raise UnsupportedError(f"{label}: the model has {len(outs)} outputs; adacal needs exactly one")
     if outs[0].name not in st.act:
         raise UnsupportedError(f"{label}: output '{outs[0].name}' does not depend on the input")
-    return ir.Graph(tuple(st.nodes), st.act[outs[0].name])
+    return ir.Graph(tuple(st.nodes), st.act[outs[0].name], st.dropped_head)

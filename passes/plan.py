@@ -12,6 +12,8 @@ Roles:
   accumulator  the final conv/dense: a non-spiking readout averaged over T
   linear       pooling / flatten / reshape / concat: no neuron, folded or wired
   unsupported  cannot be converted exactly (reason given)
+  output head  a trailing Softmax / LogSoftmax the frontend dropped (the
+               graph's output is the logits, which keep the argmax)
 """
 from __future__ import annotations
 
@@ -20,6 +22,10 @@ from dataclasses import dataclass
 from adacal import ir
 
 PASS_THROUGH = (ir.AvgPool, ir.GlobalAvgPool, ir.Flatten, ir.Reshape)
+
+#: Exact linear data movement the frontend produces (Transpose, Slice / Split /
+#: edge or reflect Pad / nearest Resize as Take, ConvTranspose).
+DATA_MOVEMENT = (ir.Transpose, ir.Take, ir.ConvTranspose2d)
 
 MAXPOOL_REASON = ("MaxPool is not linear in time (the max of spike sums is not the sum of "
                   "spike maxima); replace it with AvgPool of the same kernel and fine-tune")
@@ -113,6 +119,9 @@ def _role(g: ir.Graph, n: ir.Node) -> tuple[str, str]:
         return "unsupported", f"Clip({op.lo}, {op.hi}) is not a ReLU form"
     if isinstance(op, ir.Pad):
         return "unsupported", "padding that cannot be folded into the following conv"
+    if isinstance(op, DATA_MOVEMENT):
+        return "unsupported", (f"{n.kind} is an exact linear map in the float model, but the spiking "
+                               "conversion and the backends do not wire it yet")
     return "unsupported", f"{n.kind} is not supported by the conversion"
 
 
@@ -123,4 +132,9 @@ def conversion_plan(g: ir.Graph) -> list[PlanEntry]:
         role, detail = _role(g, n)
         entries.append(PlanEntry(n.name, n.kind, n.shape, ir.param_count(n.op), ir.macs(n),
                                  role, detail))
+    head = getattr(g, "dropped_head", None)
+    if head:
+        name, _, op = head.rpartition(" (")
+        entries.append(PlanEntry(name, op.rstrip(")"), g.output_shape, 0, 0, "output head",
+                                 "dropped: keeps the argmax"))
     return entries
