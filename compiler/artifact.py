@@ -23,6 +23,10 @@ from adacal.output import MANIFEST, check_output_dir, write_output_dir
 from adacal.progress import progress_task
 from adacal.target import Lowering, Target
 
+#: the source ONNX model, byte for byte, so that `simulate` can run the ANN
+#: beside the artifact (docs/method.md, "Output error")
+ANN_FILE = "ann.onnx"
+
 
 @dataclass
 class Artifact:
@@ -43,7 +47,8 @@ class Artifact:
     def _data(self, data, y=None):
         from adacal.data import as_data
         shape = self.manifest["input"]["shape"]
-        x, y2 = as_data(data, shape, int(np.prod(self.manifest["output"]["shape"])), "data")
+        out = self.manifest["output"]["shape"]
+        x, y2 = as_data(data, shape, int(np.prod(out)), "data", out)
         return x, (y2 if y is None else y)
 
     def simulate(self, data, y=None, adaptive: bool = False, log=None) -> dict:
@@ -60,7 +65,22 @@ class Artifact:
         t0 = time.perf_counter()
         with progress_task(log, "bit-accurate simulation", None, f"{len(x)} samples"):
             out = self.lowering.simulate(x, y, adaptive, self.manifest)
+        out["output_error"] = self._output_error(x, out["outputs"])
         return {**out, "seconds": time.perf_counter() - t0}
+
+    def ann(self):
+        """The source ANN (cleaned up, as compiled) from the artifact's
+        ann.onnx, or None for an artifact without it (compiled from an IR
+        graph, or by an older adacal)."""
+        if ANN_FILE not in self.manifest.get("files", []) or not (self.path / ANN_FILE).is_file():
+            return None
+        from adacal.pipeline import load_model
+        return load_model(self.path / ANN_FILE)
+
+    def _output_error(self, x, outputs) -> dict | None:
+        from adacal.summary import output_error
+        ann = self.ann()
+        return None if ann is None else output_error(outputs, ann.run(x))
 
     def verify(self, data, samples: int | None = None, log=None) -> dict:
         """Compare with the vendor's bit-accurate model on the first `samples`
@@ -95,6 +115,9 @@ def compile_model(model, target: str, calib, out_dir, val=None, options=None, fo
     net, summary = _lower_and_evaluate(tgt, conv, xc, topts, val, log)
     saved = net.save(conv, log)
     files = dict(saved.files)
+    source = _source_bytes(model, model_path)
+    if source is not None:
+        files[ANN_FILE] = source
     if nir_file is not None:
         files["network.nir"] = nir_file
     man = _manifest(conv, model_path or (model if isinstance(model, (str, Path)) else None), tgt, saved, files)
@@ -110,8 +133,22 @@ def compile_model(model, target: str, calib, out_dir, val=None, options=None, fo
 def _as_data(calib, val, ann):
     from adacal.data import as_data
     classes = int(np.prod(ann.output_shape))
-    calib = as_data(calib, ann.input_shape, classes, "calibration")
-    return calib, (None if val is None else as_data(val, ann.input_shape, classes, "validation"))
+    calib = as_data(calib, ann.input_shape, classes, "calibration", ann.output_shape)
+    return calib, (None if val is None else as_data(val, ann.input_shape, classes, "validation", ann.output_shape))
+
+
+def _source_bytes(model, model_path) -> bytes | None:
+    """The ONNX model as given (file bytes), or None for an IR graph without
+    a path."""
+    import os
+    path = model_path or (model if isinstance(model, (str, os.PathLike)) else None)
+    if path is not None:
+        return Path(path).read_bytes()
+    if isinstance(model, (bytes, bytearray)):
+        return bytes(model)
+    if hasattr(model, "SerializeToString"):  # onnx.ModelProto
+        return model.SerializeToString(deterministic=True)
+    return None
 
 
 def _nir_file(conv):

@@ -187,8 +187,8 @@ def _load_model_and_data(args):
 
     g = cleanup(load_onnx(args.model))
     classes = int(np.prod(g.output_shape))
-    calib = load_data(args.calib, g.input_shape, classes, "calibration")
-    val = load_data(args.val, g.input_shape, classes, "validation") if args.val else None
+    calib = load_data(args.calib, g.input_shape, classes, "calibration", g.output_shape)
+    val = load_data(args.val, g.input_shape, classes, "validation", g.output_shape) if args.val else None
     return g, calib, val
 
 
@@ -216,14 +216,17 @@ def cmd_simulate(args) -> int:
     art = load_artifact(args.artifact)
     res = art.simulate(args.data, adaptive=args.adaptive_timesteps, log=_log(args))
     res.pop("predictions")
+    res.pop("outputs")
     _close_log(args)
     if args.json:
         print(json.dumps(res, indent=2))
     else:
+        from adacal.report import output_error_text
         acc = "n/a (no labels)" if res["accuracy"] is None else f"{100 * res['accuracy']:.2f} %"
         print(f"{res['samples']} samples on {art.target} (bit-accurate): accuracy {acc}, "
               f"avg timesteps {res['avg_timesteps']:.2f}, spikes/sample {res['spikes_per_sample']:,.0f}, "
-              f"synops/sample {res['synops_per_sample']:,.0f}, energy {res['energy_pj_per_sample'] / 1e6:.3f} uJ")
+              f"synops/sample {res['synops_per_sample']:,.0f}, energy {res['energy_pj_per_sample'] / 1e6:.3f} uJ, "
+              f"output error vs ANN: {output_error_text(res['output_error'])}")
     return EXIT_OK
 
 

@@ -21,7 +21,7 @@ MANIFEST = "manifest.json"
 #: Files the commands write (a compiled artifact also lists its files in the
 #: manifest's "files"); anything else in an output directory is the user's.
 OUTPUT_FILES = frozenset({MANIFEST, "report.json", "report.html", "network.txt", "network.nir", "network.h5",
-                          "xylo_spec.npz", "xylo_spec.json"})
+                          "xylo_spec.npz", "xylo_spec.json", "ann.onnx"})
 
 
 def _manifest(path: Path) -> dict | None:

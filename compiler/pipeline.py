@@ -31,7 +31,7 @@ from adacal.passes.thresholds import parse_method, set_thresholds
 from adacal.passes.to_spiking import neuron_names, to_spiking
 from adacal.runtime_sim import energy
 from adacal.runtime_sim.float_sim import simulate
-from adacal.summary import ENERGY_CONVENTION, accuracy, accuracy_by_step, measure
+from adacal.summary import ENERGY_CONVENTION, accuracy, accuracy_by_step, has_labels, measure, output_error
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class Conversion:
         """The float SNN on data (a .npz path, an array x or a pair (x, y)):
         accuracy, spikes, synops and energy (see evaluate)."""
         from adacal.data import as_data
-        x, y2 = as_data(data, self.ann.input_shape, int(np.prod(self.ann.output_shape)), "data")
+        x, y2 = as_data(data, self.ann.input_shape, int(np.prod(self.ann.output_shape)), "data", self.ann.output_shape)
         return evaluate(self, x, y2 if y is None else y, adaptive)
 
     def save(self, out_dir, force: bool = False, model_path=None, emit_nir: bool = False):
@@ -226,7 +226,7 @@ def convert_graph(ann: ir.Graph, x_cal: np.ndarray, y_cal, opts: ConvertOptions,
     if opts.adaptive_timesteps:
         if held_out:
             sim, _ = simulate(snn, x_cal, T)
-        ref = y_cal if y_cal is not None else ann_out.reshape(len(ann_out), -1).argmax(axis=1)
+        ref = y_cal if has_labels(y_cal) else ann_out.reshape(len(ann_out), -1).argmax(axis=1)
         conv.exit_policy = adaptive_timesteps.calibrate(sim.outputs, ref, opts.exit_metric, opts.exit_level)
     conv.snn = snn
     conv.timings = steps.timings
@@ -259,6 +259,7 @@ def evaluate(conv: Conversion, x: np.ndarray, y=None, adaptive: bool | None = No
         "snn_accuracy_full_T": accuracy(sim.mean_output().reshape(n, -1).argmax(axis=1), y),
         "accuracy_by_timestep": accuracy_by_step(cum, y),
         "agreement_with_ann": float((pred == ann_out.argmax(axis=1)).mean()),
+        "output_error": output_error(sim.mean_output(), ann_out),
         "avg_timesteps": act.avg_timesteps,
         "exit_histogram": list(act.exit_histogram),
         "spikes_per_sample": act.spikes_per_sample,
@@ -312,12 +313,12 @@ def convert(model, calib, val=None, options: ConvertOptions | None = None, log=N
     opts.check()
     ann = load_model(model)
     classes = int(np.prod(ann.output_shape))
-    calib = as_data(calib, ann.input_shape, classes, "calibration")
+    calib = as_data(calib, ann.input_shape, classes, "calibration", ann.output_shape)
     xc, yc, x_check = split_calibration(calib, opts)
     conv = convert_graph(ann, xc, yc, opts, log, x_check)
     summary = {"options": asdict(opts), "timings": conv.timings, **conversion_fields(conv)}
     if val is not None:
-        xv, yv = as_data(val, ann.input_shape, classes, "validation")
+        xv, yv = as_data(val, ann.input_shape, classes, "validation", ann.output_shape)
         if log:
             log(f"evaluating on {len(xv)} samples ...")
         with progress_task(log, "evaluation", None, "float SNN"):

@@ -63,6 +63,16 @@ def _pct(v) -> str:
     return "n/a" if v is None else f"{100 * v:.2f} %"
 
 
+def output_error_text(e: dict | None) -> str:
+    """'relative L2 0.0123, cosine 0.9998, max |SNN - ANN| 0.0456' (the
+    output_error of adacal.summary; docs/method.md, "Output error")."""
+    if not e:
+        return "n/a (no ANN reference)"
+    rel = "n/a" if e.get("relative_l2") is None else f"{e['relative_l2']:.4f}"
+    cos = "n/a" if e.get("cosine") is None else f"{e['cosine']:.4f}"
+    return f"relative L2 {rel}, cosine {cos}, max |SNN - ANN| {e['max_abs']:.4g}"
+
+
 def _relative(snn: float, ann: float) -> str:
     r = 1 - snn / ann if ann else 0.0
     return f"{100 * r:.1f} % less" if r >= 0 else f"{-100 * r:.1f} % more"
@@ -97,6 +107,7 @@ def format_summary(s: dict) -> str:
         f"ANN accuracy        {_pct(s['ann_accuracy'])}",
         f"SNN accuracy        {_pct(s['snn_accuracy'])}" + (f"  (all {o['timesteps']} steps: {_pct(s['snn_accuracy_full_T'])})"
                                                              if o["adaptive_timesteps"] else ""),
+        f"output error        {output_error_text(s.get('output_error'))}  (SNN readout vs ANN output)",
         f"avg timesteps       {s['avg_timesteps']:.2f}",
         f"spikes / sample     {s['spikes_per_sample']:,.0f}  (events {s['events_per_sample']:,.0f})",
         f"synops / sample     {s['synops_per_sample']:,.0f}  (spikes x fan-out; graded events x fan-out "
@@ -119,6 +130,8 @@ def format_compile_summary(s: dict, out_dir) -> str:
         lines += [
             f"accuracy            ANN {_pct(s['ann_accuracy'])}, float SNN {_pct(s['float_snn_accuracy'])}, "
             f"bit-accurate SNN {_pct(s['snn_accuracy'])}",
+            f"output error        bit-accurate {output_error_text(s.get('output_error'))}",
+            f"                    float SNN {output_error_text(s.get('float_snn_output_error'))}",
             f"spikes / sample     {s['spikes_per_sample']:,.0f}  (events {s['events_per_sample']:,.0f})",
             f"synops / sample     {s['synops_per_sample']:,.0f}",
             f"energy / sample     SNN {s['energy_pj_per_sample'] / 1e6:.3f} uJ vs ANN "

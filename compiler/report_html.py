@@ -467,6 +467,10 @@ def section_overview(s: dict, m: dict | None) -> str:
             ("ANN energy / sample", energy(s.get("ann_energy_pj_per_sample"))),
             ("spikes / sample", num(s.get("spikes_per_sample"))),
             ("synops / sample", num(s.get("synops_per_sample")))]
+    err = s.get("output_error")
+    if err:
+        acc += [("output error (relative L2)", _err(err.get("relative_l2"))),
+                ("output cosine similarity", _err(err.get("cosine")))]
     if s.get("samples") is not None:
         acc.insert(0, ("validation samples", num(s["samples"])))
     out.append(cards(acc))
@@ -527,6 +531,7 @@ def section_accuracy(s: dict) -> str:
             rows.append(("bit-accurate SNN, adaptive exit", pct(ad.get("accuracy")), num(ad.get("avg_timesteps")),
                          energy(ad.get("energy_pj_per_sample")), ""))
     out = [table(("network", "accuracy", "timesteps", "energy / sample", "work / sample"), rows, numeric=(1, 2, 3))]
+    out.append(_output_error_table(s))
     if s.get("agreement_with_ann") is not None:
         out.append(note(f"SNN predictions agree with the ANN on {pct(s['agreement_with_ann'])} of the samples."))
     flt, bit = _accuracy_curves(s)
@@ -549,6 +554,27 @@ def section_accuracy(s: dict) -> str:
         expl += " " + extra
     out.append(note(expl))
     return "".join(out)
+
+
+def _err(v) -> str:
+    return "n/a" if v is None else f"{v:.4f}"
+
+
+def _output_error_table(s: dict) -> str:
+    """The SNN readouts against the ANN's output (docs/method.md, "Output error")."""
+    t = target(s)
+    nets = ([("SNN (float)", s.get("output_error"))] if t == "float" else
+            [("float SNN", s.get("float_snn_output_error")), (f"bit-accurate SNN ({t})", s.get("output_error"))])
+    rows = [(name, _err(e.get("relative_l2")), _err(e.get("cosine")), f"{e['max_abs']:.4g}")
+            for name, e in nets if e]
+    if not rows:
+        return ""
+    return ("<h3>Output error against the ANN</h3>"
+            + table(("network", "relative L2", "cosine", "max |SNN - ANN|"), rows, numeric=(1, 2, 3))
+            + note("The SNN's readout in the ANN's units against the ANN's output on the validation samples: "
+                   "relative L2 = ||SNN - ANN|| / ||ANN|| over the set, cosine = mean per-sample cosine "
+                   "similarity, max |SNN - ANN| over every output value. For regression outputs, accuracy "
+                   "is n/a and these are the figures that matter."))
 
 
 def _float_activity(s: dict) -> LayerActivity:

@@ -60,14 +60,44 @@ class Activity:
                 "energy_pj_per_sample": self.energy_pj_per_sample, **self.extra}
 
 
+def has_labels(y) -> bool:
+    """Whether y holds class labels (integers), not None or regression
+    targets (float, adacal.data keeps targets float and labels int64)."""
+    return y is not None and np.asarray(y).dtype.kind in "iu"
+
+
 def accuracy(pred, y) -> float | None:
-    """Share of predictions equal to the labels y (None without labels)."""
-    return None if y is None else float((np.asarray(pred) == np.asarray(y)).mean())
+    """Share of predictions equal to the labels y (None without labels, and
+    for regression targets)."""
+    return float((np.asarray(pred) == np.asarray(y)).mean()) if has_labels(y) else None
 
 
 def accuracy_by_step(pred_by_step, y) -> list | None:
-    """(T, N) predictions after each step -> accuracy per step (None without labels)."""
-    return None if y is None else [float((p == np.asarray(y)).mean()) for p in pred_by_step]
+    """(T, N) predictions after each step -> accuracy per step (None without
+    labels, and for regression targets)."""
+    return [float((p == np.asarray(y)).mean()) for p in pred_by_step] if has_labels(y) else None
+
+
+def output_error(snn, ann) -> dict:
+    """How far the SNN's readout (in the ANN's units) is from the ANN's output
+    on the same samples (docs/method.md, "Output error"); both (N, ...) and
+    flattened per sample:
+
+    relative_l2 = ||snn - ann||_F / ||ann||_F over the whole set (0 when both are 0,
+    None (JSON null) when only the ANN's is), cosine = the mean over samples of the
+    cosine similarity (a sample where either vector is 0 counts 1 if both
+    are, else 0), max_abs = max |snn - ann|."""
+    s = np.asarray(snn, np.float64).reshape(len(snn), -1)
+    a = np.asarray(ann, np.float64).reshape(len(ann), -1)
+    if s.shape != a.shape:
+        raise ValueError(f"output_error: SNN readout {s.shape} vs ANN output {a.shape}")
+    diff, norm_a = np.linalg.norm(s - a), np.linalg.norm(a)
+    rel = float(diff / norm_a) if norm_a > 0 else (0.0 if diff == 0 else None)
+    ns, na = np.linalg.norm(s, axis=1), np.linalg.norm(a, axis=1)
+    both = (ns > 0) & (na > 0)
+    cos = np.where(both, (s * a).sum(axis=1) / np.where(both, ns * na, 1.0), (ns == 0) & (na == 0))
+    return {"relative_l2": rel, "cosine": float(cos.mean()) if len(cos) else None,
+            "max_abs": float(np.abs(s - a).max()) if s.size else 0.0}
 
 
 def measure(run, pred: np.ndarray, y, exit_step: np.ndarray, T: int, input_macs: float) -> Activity:

@@ -60,7 +60,8 @@ class Lowering(ABC):
     @abstractmethod
     def simulate(self, x: np.ndarray, y, adaptive: bool, manifest: dict) -> dict:
         """Run bit-accurately on x: the `simulate --json` fields plus
-        'predictions'."""
+        'predictions' and 'outputs' (N, ...): the readout in the ANN's units
+        (docs/method.md, "Output error")."""
 
     @abstractmethod
     def save(self, conv, log=None) -> Saved:

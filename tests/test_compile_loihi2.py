@@ -37,7 +37,8 @@ def artifact(example, tmp_path_factory):
 
 def test_compile_writes_the_artifact_and_reports_bit_accurate_accuracy(artifact):
     art, summary = artifact
-    assert sorted(p.name for p in art.iterdir()) == ["manifest.json", "network.h5", "report.html", "report.json"]
+    assert sorted(p.name for p in art.iterdir()) == ["ann.onnx", "manifest.json", "network.h5", "report.html",
+                                                     "report.json"]
     man = json.loads((art / "manifest.json").read_text())
     assert man["format"] == "adacal-loihi2" and man["target"] == "loihi2" and man["timesteps"] == 8
     for key in ("ann_accuracy", "float_snn_accuracy", "snn_accuracy", "spikes_per_sample", "synops_per_sample",

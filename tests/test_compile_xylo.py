@@ -57,7 +57,7 @@ def test_compile_verify_simulate(artifacts, wine, device, capsys):
     from adacal import cli
 
     art, summary = artifacts[device]
-    assert sorted(p.name for p in art.iterdir()) == ["manifest.json", "report.html", "report.json",
+    assert sorted(p.name for p in art.iterdir()) == ["ann.onnx", "manifest.json", "report.html", "report.json",
                                                      "xylo_spec.json", "xylo_spec.npz"]
     man = json.loads((art / "manifest.json").read_text())
     assert (man["format"], man["target"], man["device"], man["timesteps"]) == ("adacal-xylo", "xylo", device, T)

@@ -81,9 +81,10 @@ FAST = ("-T", "4", "--calib-samples", "64", "--quiet")
 
 #: command -> (arguments after the model, files compared)
 COMMANDS = {
-    "compile-loihi2": (("--calib", "{calib}", *FAST, "--emit-nir"), ("network.h5", "manifest.json", "network.nir")),
+    "compile-loihi2": (("--calib", "{calib}", *FAST, "--emit-nir"),
+                       ("network.h5", "manifest.json", "network.nir", "ann.onnx")),
     "compile-xylo": (("--calib", "{calib}", "--device", "xylo-audio3", *FAST),
-                     ("xylo_spec.npz", "xylo_spec.json", "manifest.json")),
+                     ("xylo_spec.npz", "xylo_spec.json", "manifest.json", "ann.onnx")),
     "convert": (("--calib", "{calib}", "--val", "{val}", *FAST), ("manifest.json", "network.txt")),
     "convert_seed1": (("--calib", "{calib}", *FAST, "--seed", "1"), ("manifest.json", "network.txt")),
     "convert_all_data": (("--calib", "{calib}", "-T", "4", "--calib-samples", "500", "--quiet"),

@@ -11,7 +11,7 @@ from adacal.passes.to_spiking import neuron_names
 from adacal.runtime_sim import energy
 from adacal.runtime_sim.float_sim import simulate
 from adacal.runtime_sim.int_sim import simulate_int
-from adacal.summary import Activity, accuracy_by_step, measure
+from adacal.summary import Activity, accuracy_by_step, measure, output_error
 from adacal.target import ERROR_SAMPLES
 
 QUANTISATION_METRIC = ("per neuron layer: ||a_int - a_float|| / ||a_float|| of the time-averaged outputs "
@@ -71,6 +71,18 @@ def activity(low: Loihi2Lowering, res, y, policy, input_macs: float) -> Activity
     return measure(res, pred, y, steps, T, input_macs)
 
 
+def readout(low: Loihi2Lowering, res) -> np.ndarray:
+    """The integer network's output in the ANN's units, (N, K): the readout
+    currents of all T steps mapped back with the lowering's scale and bias
+    as Loihi2Lowering.logits does (a conv readout's bias is per channel);
+    docs/method.md, "Output error"."""
+    mean = res.readout.astype(np.float64).mean(axis=0)  # (N, *out)
+    b = np.asarray(low.readout_bias, np.float64)
+    per = mean.shape[1:]
+    b = b.reshape(per) if b.size == int(np.prod(per)) else b.reshape((-1,) + (1,) * (len(per) - 1))
+    return ((mean + b) / low.readout_scale).reshape(len(mean), -1)
+
+
 def compile_report(conv, low: Loihi2Lowering, x, y, flt: dict, log=None) -> dict:
     """The compile report's fields for validation data x (y): the bit-accurate
     network's accuracy and activity beside the float SNN's (flt), per layer,
@@ -91,6 +103,8 @@ def compile_report(conv, low: Loihi2Lowering, x, y, flt: dict, log=None) -> dict
                                                 "synops_per_sample", "graded_synops_per_sample",
                                                 "energy_pj_per_sample")},
                 "energy_convention": flt["energy_convention"],
+                "output_error": output_error(readout(low, res), conv.ann.run(x)),
+                "float_snn_output_error": flt["output_error"],
                 "per_layer": _per_layer(flt, bit, errors)})
     n = len(x)
     out["samples"] = n

@@ -38,8 +38,9 @@ class Loihi2Network(Lowering):
         if adaptive:
             pol = manifest["exit_policy"]
             policy = ExitPolicy(pol["metric"], pol["level"], tuple(pol["thresholds"]))
-        act = evaluate.activity(self.low, evaluate.run(self.low, x), y, policy, manifest["input_layer_macs"])
-        return {**act.as_json(), "predictions": act.predictions.tolist()}
+        res = evaluate.run(self.low, x)
+        act = evaluate.activity(self.low, res, y, policy, manifest["input_layer_macs"])
+        return {**act.as_json(), "predictions": act.predictions.tolist(), "outputs": evaluate.readout(self.low, res)}
 
     def save(self, conv, log=None) -> Saved:
         from adacal.backends.loihi2.network_file import write_network

@@ -7,7 +7,7 @@ import numpy as np
 
 from adacal.backends.xylo.devices import get_device
 from adacal.runtime_sim import energy
-from adacal.summary import Activity, accuracy_by_step
+from adacal.summary import Activity, accuracy_by_step, output_error
 from adacal.target import ERROR_SAMPLES
 
 ENERGY_CONVENTION = ("Xylo: synops = events x fan-out (a burst of k delivers k additions), hidden layers + "
@@ -71,7 +71,9 @@ def compile_report(conv, low, x, y, flt: dict, log=None) -> dict:
                                      "bursts_per_sample", "synops_per_sample", "input_events_per_sample",
                                      "input_synops_per_sample", "bias_events_per_sample", "bias_synops_per_sample",
                                      "energy_pj_per_sample", "energy_convention", "hidden_vmem_saturation")},
-                "float_snn_spikes_per_sample": flt.get("spikes_per_sample"), "per_layer": r["per_layer"]})
+                "float_snn_spikes_per_sample": flt.get("spikes_per_sample"), "per_layer": r["per_layer"],
+                "output_error": output_error(r["scores"], conv.ann.run(x)),
+                "float_snn_output_error": flt["output_error"]})
     n = len(x)
     out["samples"] = n
     out["float_snn_accuracy_by_timestep"] = flt["accuracy_by_timestep"]

@@ -35,8 +35,9 @@ class XyloNetwork(Lowering):
 
     def simulate(self, x, y, adaptive, manifest) -> dict:
         from adacal.backends.xylo import report
-        act, _ = report.activity(self.low, x, y)
-        return {**act.as_json(), "predictions": act.predictions.tolist()}
+        act, r = report.activity(self.low, x, y)
+        # outputs: the output Vmem after the last step / (G T), in the ANN's units
+        return {**act.as_json(), "predictions": act.predictions.tolist(), "outputs": r["scores"]}
 
     def save(self, conv, log=None) -> Saved:
         from adacal.backends.xylo import files, report
