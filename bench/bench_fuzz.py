@@ -5,8 +5,9 @@
     python bench/bench_fuzz.py --cases 2000 --workers 1 --seed 7
     python bench/bench_fuzz.py --level proto        # only protobuf-field mutations
 
-Every case is a seed model (CNN with BatchNorm, MLP, residual block, the
-hand-made graph) mutated at the protobuf level, the byte level, or both; it
+Every case is a seed model (CNN with BatchNorm, the same CNN at opset 9,
+a Conv1d temporal CNN, a PointNet-style Conv1d net with ReduceMax, MLP,
+residual block, the hand-made graph) mutated at the protobuf level, the byte level, or both; it
 goes through `load_onnx`, `inspect_model` (what `adacal inspect` runs), the
 conversion to burst neurons when convertible, and a float run on two samples.
 A case is *accepted* (all of it succeeded), *rejected* (an AdacalError: the

@@ -106,6 +106,7 @@ _RUN = {
     ir.Pad: lambda op, xs: _pad(xs[0], op.pads, op.value),
     ir.AvgPool: lambda op, xs: _avgpool(op, xs[0]),
     ir.GlobalAvgPool: lambda op, xs: xs[0].mean(dim=(2, 3), keepdim=True),
+    ir.GlobalMaxPool: lambda op, xs: xs[0].amax(dim=(2, 3), keepdim=True),
     ir.MaxPool: lambda op, xs: _maxpool(op, xs[0]),
     ir.Add: lambda op, xs: xs[0] + xs[1],
     ir.Concat: lambda op, xs: torch.cat(xs, dim=op.axis + 1),

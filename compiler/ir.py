@@ -102,6 +102,12 @@ class GlobalAvgPool:
 
 
 @_op
+class GlobalMaxPool:
+    """Max over the spatial dims, keeping them as 1x1 (e.g. PointNet's max over
+    the points, a ReduceMax over the length axis of a 1-D network)."""
+
+
+@_op
 class MaxPool:
     kernel: tuple[int, int]
     stride: tuple[int, int]

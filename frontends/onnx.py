@@ -24,7 +24,7 @@ from adacal.interpret import infer_shape
 SUPPORTED_OPS = (
     "Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Constant", "Conv",
     "Div", "Dropout", "Flatten", "Gemm", "GlobalAveragePool", "Identity", "MatMul",
-    "MaxPool", "Mul", "Pad", "ReduceMean", "Relu", "Reshape", "Shape", "Squeeze", "Sub", "Unsqueeze",
+    "MaxPool", "Mul", "Pad", "ReduceMean", "ReduceMax", "GlobalMaxPool", "Relu", "Reshape", "Shape", "Squeeze", "Sub", "Unsqueeze",
     "Sum", "Mean", "Transpose", "Slice", "Split", "Resize", "Upsample", "ConvTranspose",
     "Softmax (output head)", "LogSoftmax (output head)",
 )
@@ -205,6 +205,11 @@ class _State:
     current: tuple[str, str] | None = None  # the node being converted (for messages)
     head: str | None = None  # output tensor of the trailing Softmax / LogSoftmax (onnx_opset.find_head)
     dropped_head: str | None = None  # "node (op)" once that head is dropped
+    # 1-D networks (frontends/onnx_1d.py): IR nodes holding an ONNX (C, L) activation as (C, 1, L),
+    # and the Reshape nodes emitted to lift / lower a node (keyed by the node they reshape)
+    lifted: set[str] = field(default_factory=set)
+    lift_cache: dict[str, str] = field(default_factory=dict)
+    lower_cache: dict[str, str] = field(default_factory=dict)
 
     def emit(self, name: str, op, inputs: tuple[str, ...], onnx_node) -> str:
         in_shapes = [self.shapes[i] for i in inputs]
@@ -924,7 +929,7 @@ def batch_dependent(st: _State, name: str) -> bool:
     return a is not None and b is not None and (a.shape != b.shape or not np.array_equal(a, b))
 
 
-def _shape(c: _Ctx):
+def _shape(c: _Ctx, shape: ir.Shape | None = None):
     start, end = c.int_attr("start", 0), c.attrs.get("end")
     if end is not None:
         end = c.int_attr("end", 0)
@@ -932,7 +937,7 @@ def _shape(c: _Ctx):
     out = c.node.output[0]
     for table, b in ((c.st.consts, _BATCH[0]), (c.st.alt, _BATCH[1])):
         b = c.st.static_batch or b
-        table[out] = np.array([b] + list(c.shape()), dtype=np.int64)[sl]
+        table[out] = np.array([b] + list(c.shape() if shape is None else shape), dtype=np.int64)[sl]
     return None
 
 
@@ -976,9 +981,10 @@ _CONVERT = {
     "Dropout": lambda c: c.emit(ir.Identity()), "Pad": _pad, "Shape": _shape, "ReduceMean": _reduce_mean,
 }
 
-from adacal.frontends import onnx_ops, onnx_opset  # noqa: E402  (they use the helpers above)
+from adacal.frontends import onnx_1d, onnx_ops, onnx_opset  # noqa: E402  (they use the helpers above)
 
 _CONVERT.update(onnx_ops.CONVERT)
+_CONVERT.update(onnx_1d.CONVERT)
 
 
 # ---------------------------------------------------------------------------
@@ -1039,7 +1045,9 @@ def _convert(proto: onnx.ModelProto, st: _State) -> ir.Graph:
                                    f"support; supported ops: {_supported_list()}")
         if not node.output or not node.output[0]:
             raise ModelFileError(f"{label}: node '{name}' ({node.op_type}) has no output")
+        saved = onnx_1d.lower_inputs(node, st)
         produced = conv(_Ctx(node, name, st))
+        onnx_1d.after(node, st, produced, saved)
         if produced is not None:
             st.act[node.output[0]] = produced
     st.current = None
@@ -1048,4 +1056,5 @@ def _convert(proto: onnx.ModelProto, st: _State) -> ir.Graph:
         raise UnsupportedError(f"{label}: the model has {len(outs)} outputs; adacal needs exactly one")
     if outs[0].name not in st.act:
         raise UnsupportedError(f"{label}: output '{outs[0].name}' does not depend on the input")
-    return ir.Graph(tuple(st.nodes), st.act[outs[0].name], st.dropped_head)
+    out = onnx_1d.lower_output(st, st.act[outs[0].name], proto.graph.node[-1] if proto.graph.node else None)
+    return ir.Graph(tuple(st.nodes), out, st.dropped_head)

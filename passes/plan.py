@@ -111,6 +111,9 @@ def _role(g: ir.Graph, n: ir.Node) -> tuple[str, str]:
         return "linear", "no neuron; folded into the next layer's synapses"
     if isinstance(op, ir.MaxPool):
         return "unsupported", MAXPOOL_REASON
+    if isinstance(op, ir.GlobalMaxPool):
+        return "unsupported", ("a global max (e.g. a ReduceMax over the length axis) is not linear in "
+                               "time; use a global average pool")
     if isinstance(op, ir.Affine):
         if n.inputs[0] == g.input.name:
             return "linear", "input preprocessing, applied to the analog input"

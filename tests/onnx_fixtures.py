@@ -189,6 +189,55 @@ def small_cnn(seed: int = 0):
 SMALL_CNN_INPUT = (1, 8, 8)
 
 
+def pointnet_1d(seed: int = 0, maxpool: bool = True, keepdim: bool = False):
+    """A PointNet-style net on (3, 32) point clouds: shared MLPs as Conv1d(k=1)
+    + BatchNorm1d + ReLU (one Conv1d k=3 + MaxPool1d), a global max over the
+    points (torch.max(x, dim=2) -> ReduceMax keepdims=0, or amax(keepdim=True)
+    + flatten -> ReduceMax keepdims=1 + Flatten), Linear."""
+    import torch
+    from torch import nn
+
+    class PointNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(
+                nn.Conv1d(3, 16, 1), nn.BatchNorm1d(16), nn.ReLU(),
+                nn.Conv1d(16, 32, 3, padding=1), nn.BatchNorm1d(32), nn.ReLU(),
+                nn.MaxPool1d(2) if maxpool else nn.Identity(),
+                nn.Conv1d(32, 64, 1), nn.BatchNorm1d(64), nn.ReLU())
+            self.head = nn.Linear(64, 5)
+
+        def forward(self, x):
+            x = self.features(x)
+            x = torch.flatten(x.amax(dim=2, keepdim=True), 1) if keepdim else torch.max(x, dim=2)[0]
+            return self.head(x)
+
+    torch.manual_seed(seed)
+    model = PointNet()
+    randomise_batchnorm(model, seed + 1)
+    return model.eval()
+
+
+POINTNET_INPUT = (3, 32)
+
+
+def temporal_cnn(seed: int = 0):
+    """A temporal CNN on (2, 40) sequences: Conv1d + BN1d + ReLU + AvgPool1d +
+    Conv1d + ReLU + AdaptiveAvgPool1d(1) + Flatten + Linear."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Conv1d(2, 8, 5, padding=2), nn.BatchNorm1d(8), nn.ReLU(), nn.AvgPool1d(2),
+        nn.Conv1d(8, 16, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(16, 4))
+    randomise_batchnorm(model, seed + 1)
+    return model.eval()
+
+
+TEMPORAL_INPUT = (2, 40)
+
+
 # ---------------------------------------------------------------------------
 # hand-made ONNX graph
 # ---------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Fuzzing the ONNX frontend: mutated models load, or are refused with an AdacalError.
 
-Valid seed models (a CNN with BatchNorm and average pooling, an MLP with
-BatchNorm1d, a residual block with MaxPool and the Shape/Gather/Concat/Reshape
+Valid seed models (a CNN with BatchNorm and average pooling, the same CNN
+exported at opset 9, a temporal CNN (Conv1d + BatchNorm1d + AvgPool1d +
+global average pool), a PointNet-style net (Conv1d, MaxPool1d, a ReduceMax
+over the points), an MLP with BatchNorm1d, a residual block with MaxPool and the Shape/Gather/Concat/Reshape
 flatten idiom, and the hand-made graph of tests/onnx_fixtures.py) are mutated
 
 * at the protobuf level: op types, attribute values / types / presence, node
@@ -114,6 +116,15 @@ def seed_models() -> dict[str, bytes]:
         fx.export_onnx(fx.small_cnn(0), fx._example(fx.SMALL_CNN_INPUT), Path(d) / "cnn.onnx",
                        do_constant_folding=False)
         out["cnn"] = (Path(d) / "cnn.onnx").read_bytes()
+        fx.export_onnx(fx.small_cnn(0), fx._example(fx.SMALL_CNN_INPUT), Path(d) / "cnn9.onnx",
+                       do_constant_folding=False, opset=9)
+        out["cnn_opset9"] = (Path(d) / "cnn9.onnx").read_bytes()
+        fx.export_onnx(fx.temporal_cnn(0), fx._example(fx.TEMPORAL_INPUT), Path(d) / "tcn.onnx",
+                       do_constant_folding=False)
+        out["conv1d"] = (Path(d) / "tcn.onnx").read_bytes()
+        fx.export_onnx(fx.pointnet_1d(0), fx._example(fx.POINTNET_INPUT), Path(d) / "pointnet.onnx",
+                       do_constant_folding=False)
+        out["pointnet"] = (Path(d) / "pointnet.onnx").read_bytes()
         out["mlp"] = fx.build("mlp@nocf", d).read_bytes()
     out["residual"] = _residual_model().SerializeToString()
     out["handmade"] = fx.handmade_model(0).SerializeToString()
