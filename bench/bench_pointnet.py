@@ -24,7 +24,6 @@ import argparse
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,8 @@ import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from models import export  # noqa: E402
 
 
 def point_clouds(points: int, seed: int = 0):
@@ -66,28 +67,9 @@ class PointNet(nn.Module):
 
 
 def train(pool: str, x, y, epochs: int, seed: int = 0) -> nn.Module:
+    from models import fit
     torch.manual_seed(seed)
-    model = PointNet(pool)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3, weight_decay=1e-4)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        model.train()
-        perm = torch.randperm(len(xt), generator=gen)
-        for i in range(0, len(xt) - 1, 64):
-            idx = perm[i:i + 64]
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
-            opt.step()
-    return model.eval()
-
-
-def export(model: nn.Module, example: np.ndarray, path: Path) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.from_numpy(example[:1]),), str(path), dynamo=False, opset_version=17,
-                          input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}})
+    return fit(PointNet(pool), x, y, epochs, lr=3e-3, batch=64, seed=seed)
 
 
 def main() -> int:
@@ -108,7 +90,7 @@ def main() -> int:
             t0 = time.perf_counter()
             model = train(pool, xtr, ytr, args.epochs)
             path = Path(tmp) / f"pointnet_{pool}.onnx"
-            export(model, xtr, path)
+            export(model, xtr, path)  # models.export: torch.onnx, opset 17, dynamic batch
             ref = ort.InferenceSession(str(path)).run(None, {"input": xte})[0]
             ours = adacal.load_onnx(str(path)).run(xte)
             err = float(np.abs(ours - ref).max() / np.abs(ref).max())
