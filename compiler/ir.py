@@ -315,11 +315,21 @@ def param_count(op) -> int:
 
 
 def macs(node: Node) -> int:
-    """Multiply-accumulates per sample of a conv/dense node (0 for others)."""
+    """Multiply-accumulates per sample of a conv/dense/transposed conv node
+    (0 for others; a transposed conv counts the products its pads crop too)."""
     op = node.op
     if isinstance(op, Conv2d):
         _, c_in_g, kh, kw = op.weight.shape
         return int(np.prod(node.shape)) * c_in_g * kh * kw
     if isinstance(op, Dense):
         return int(op.weight.size)
+    if isinstance(op, ConvTranspose2d):  # every input value times its C_out/groups*kH*kW weights
+        return int(op.weight.size) * int(np.prod(_conv_transpose_input_hw(op, node.shape[1:])))
     return 0
+
+
+def _conv_transpose_input_hw(op: ConvTranspose2d, out_hw: Shape) -> tuple[int, int]:
+    """The input height and width of a transposed conv with output (H, W)."""
+    pads = ((op.padding[0], op.padding[2]), (op.padding[1], op.padding[3]))
+    return tuple((o + a + b - d * (k - 1) - p - 1) // s + 1 for o, (a, b), d, k, p, s in zip(
+        out_hw, pads, op.dilation, op.weight.shape[2:], op.output_padding, op.stride))

@@ -5,12 +5,14 @@ conversion pass follows it and rejects what it marks unsupported.
 
 Roles:
   input        the analog input (presented every step, direct encoding)
-  spiking      conv/dense whose (pooled) output drives burst neurons
+  spiking      conv/dense/transposed conv whose (pooled) output drives burst neurons
   synapse      conv on the skip path of a residual block (no neuron of its own)
   neuron       the ReLU that becomes the burst neurons of a spiking layer
   residual     the Add whose sum is integrated by one population of neurons
   accumulator  the final conv/dense: a non-spiking readout averaged over T
-  linear       pooling / flatten / reshape / concat: no neuron, folded or wired
+  linear       pooling / flatten / reshape / concat / transpose / take: no
+               neuron, folded or wired (transpose and take only move or copy
+               values, so applied to spike payloads k*theta they are exact)
   unsupported  cannot be converted exactly (reason given)
   output head  a trailing Softmax / LogSoftmax the frontend dropped (the
                graph's output is the logits, which keep the argmax)
@@ -21,11 +23,18 @@ from dataclasses import dataclass
 
 from adacal import ir
 
-PASS_THROUGH = (ir.AvgPool, ir.GlobalAvgPool, ir.Flatten, ir.Reshape)
-
 #: Exact linear data movement the frontend produces (Transpose, Slice / Split /
 #: edge or reflect Pad / nearest Resize as Take, ConvTranspose).
 DATA_MOVEMENT = (ir.Transpose, ir.Take, ir.ConvTranspose2d)
+
+#: payload routing: moves or copies values, so it commutes with a ReLU and
+#: carries spike payloads exactly
+ROUTING = (ir.Transpose, ir.Take)
+
+PASS_THROUGH = (ir.AvgPool, ir.GlobalAvgPool, ir.Flatten, ir.Reshape) + ROUTING
+
+#: the layers with weights whose output drives neurons (or the readout)
+SYNAPSES = ir.LINEAR_LAYERS + (ir.ConvTranspose2d,)
 
 MAXPOOL_REASON = ("MaxPool is not linear in time (the max of spike sums is not the sum of "
                   "spike maxima); replace it with AvgPool of the same kernel and fine-tune")
@@ -76,7 +85,7 @@ def _layer_role(g: ir.Graph, n: ir.Node) -> tuple[str, str]:
     if isinstance(end.op, ir.Add):
         after = g.consumers(end.name)
         if len(after) == 1 and isinstance(after[0].op, ir.Relu) and not g.is_output(end.name):
-            first_layer = next((i for i in end.inputs if isinstance(g.node(i).op, ir.LINEAR_LAYERS)), None)
+            first_layer = next((i for i in end.inputs if isinstance(g.node(i).op, SYNAPSES)), None)
             if n.name == first_layer and not path:
                 return "spiking", f"residual: burst neurons at {after[0].name} integrate this plus the skip input"
             return "synapse", f"skip path into the residual neurons at {after[0].name}{via}"
@@ -92,13 +101,13 @@ def _role(g: ir.Graph, n: ir.Node) -> tuple[str, str]:
     op = n.op
     if isinstance(op, ir.Input):
         return "input", "analog input, presented at every timestep"
-    if isinstance(op, ir.LINEAR_LAYERS):
+    if isinstance(op, SYNAPSES):
         return _layer_role(g, n)
     if isinstance(op, ir.Relu):
         src = g.node(n.inputs[0])
         while isinstance(src.op, PASS_THROUGH):
             src = g.node(src.inputs[0])
-        if not isinstance(src.op, ir.LINEAR_LAYERS + (ir.Add,)):
+        if not isinstance(src.op, SYNAPSES + (ir.Add,)):
             return "unsupported", f"ReLU after {src.kind} '{src.name}', not after a conv/dense"
         cap = f", capped at {op.cap:g} (threshold <= cap)" if op.cap is not None else ""
         return "neuron", f"burst integrate-and-fire neurons{cap}"
@@ -108,7 +117,8 @@ def _role(g: ir.Graph, n: ir.Node) -> tuple[str, str]:
             return "residual", "membrane integrates both inputs"
         return "unsupported", "Add that is not followed by a ReLU"
     if isinstance(op, PASS_THROUGH) or isinstance(op, ir.Concat):
-        return "linear", "no neuron; folded into the next layer's synapses"
+        what = "payload routing (moves/copies values)" if isinstance(op, ROUTING) else "no neuron"
+        return "linear", f"{what}; folded into the next layer's synapses"
     if isinstance(op, ir.MaxPool):
         return "unsupported", MAXPOOL_REASON
     if isinstance(op, ir.GlobalMaxPool):
@@ -122,9 +132,6 @@ def _role(g: ir.Graph, n: ir.Node) -> tuple[str, str]:
         return "unsupported", f"Clip({op.lo}, {op.hi}) is not a ReLU form"
     if isinstance(op, ir.Pad):
         return "unsupported", "padding that cannot be folded into the following conv"
-    if isinstance(op, DATA_MOVEMENT):
-        return "unsupported", (f"{n.kind} is an exact linear map in the float model, but the spiking "
-                               "conversion and the backends do not wire it yet")
     return "unsupported", f"{n.kind} is not supported by the conversion"
 
 

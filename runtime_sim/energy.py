@@ -8,11 +8,17 @@ Conventions, named wherever a number is reported:
 - fan-out of a neuron: its outgoing synapses up to the next neurons or the
   readout, with pooling folded into the next layer's weights the way hardware
   realises it (exact for non-overlapping pooling, an upper bound otherwise);
+  payload routing is followed value by value: through a Take that copies a
+  value each copy counts (a dropped value reaches nothing), through a
+  Transpose the fan-out is unchanged; a transposed conv contributes its
+  outgoing weights that land inside the (cropped) output;
 - E_ANN = 4.6 pJ × MACs; E_SNN = 4.6 pJ × MACs of the layers reading the analog
   input, once per timestep (the input is presented every step) + 0.9 pJ ×
   synops (45 nm figures used by the paper).
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -46,6 +52,9 @@ def _count_op(op, xs: list[torch.Tensor]) -> torch.Tensor:
         return x.sum(dim=1, keepdim=True).expand(x.shape[0], op.weight.shape[0])
     if isinstance(op, int_ir.Delay):
         return x
+    if isinstance(op, ir.ConvTranspose2d):
+        return apply_op(replace(op, weight=np.ones(op.weight.shape, np.float32),
+                                bias=np.zeros(op.bias.shape, np.float32)), xs)
     if isinstance(op, ir.AvgPool):
         return apply_op(op, xs) * float(np.prod(op.kernel))
     if isinstance(op, ir.GlobalAvgPool):
@@ -89,7 +98,7 @@ def input_layers(g: ir.Graph) -> list[str]:
     for n in g.nodes[1:]:
         if any(i in analog for i in n.inputs) and not isinstance(n.op, ir.BurstNeuron):
             analog.add(n.name)
-            if isinstance(n.op, ir.LINEAR_LAYERS):
+            if isinstance(n.op, ir.LINEAR_LAYERS + (ir.ConvTranspose2d,)):
                 names.append(n.name)
     return names
 

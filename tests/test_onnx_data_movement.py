@@ -155,7 +155,8 @@ def test_old_opset_forms():
     _check(m, (3, 4, 4))
 
 
-def test_plan_marks_data_movement_unsupported_with_a_reason():
+def test_plan_marks_data_movement_as_payload_routing():
+    # converted: tests/test_convert_data_movement.py
     m = _model([helper.make_node("Transpose", ["x"], ["y"], perm=[0, 1, 3, 2])], (2, 3, 4))
     plan = conversion_plan(adacal.load_onnx(m))
-    assert plan[-1].op == "Transpose" and plan[-1].role == "unsupported" and "exact linear map" in plan[-1].detail
+    assert plan[-1].op == "Transpose" and plan[-1].role == "linear" and "payload routing" in plan[-1].detail

@@ -11,10 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
+from adacal import ir
 from adacal.errors import AdacalError
 from adacal.target import Lowering, Saved, Target
 
 NETWORK_FILE = "network.h5"
+
+_NOT_YET = {ir.Transpose: "payload routing (axis permutation)",
+            ir.Take: "payload routing (slice / split / reflect or edge pad / nearest upsample)",
+            ir.ConvTranspose2d: "a transposed convolution"}
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,13 @@ class Loihi2Target(Target):
                    "extended), manifest.json, report.json and report.html into OUTDIR.")
     graded_spikes = True
     report_module = "adacal.backends.loihi2.report_html"
+
+    def check(self, conv, x_cal, target_options) -> list[str]:
+        """The nodes the Loihi 2 lowering cannot place yet (docs/loihi2.md):
+        payload routing (Transpose, Take) and transposed convolutions."""
+        from adacal.passes.plan import DATA_MOVEMENT
+        return [f"node '{n.name}' ({n.kind}): {_NOT_YET.get(type(n.op), 'data movement')} is not supported on "
+                "Loihi 2 yet" for n in conv.snn.nodes if isinstance(n.op, DATA_MOVEMENT)]
 
     def lower(self, conv, x_cal, target_options, log=None) -> Loihi2Network:
         if log:

@@ -13,8 +13,10 @@ from adacal.errors import UnsupportedError
 
 __all__ = ["LINEAR_OPS", "DenseLayer", "DenseReadout", "extract_chain"]
 
+#: every op of a chain is unrolled into one dense matrix by running it on unit
+#: vectors (_affine_map), so any exact linear map fits, data movement included
 LINEAR_OPS = (ir.Dense, ir.Conv2d, ir.AvgPool, ir.GlobalAvgPool, ir.Flatten, ir.Reshape,
-              ir.Affine, ir.BatchNorm, ir.Pad, ir.Identity)
+              ir.Affine, ir.BatchNorm, ir.Pad, ir.Identity, ir.Transpose, ir.Take, ir.ConvTranspose2d)
 
 
 @dataclass(frozen=True, eq=False)
