@@ -843,12 +843,18 @@ def _reshape(c: _Ctx):
     return _reshape_to(c, _int_list(c, c.const(1, "shape"), "the target shape"))
 
 
+def axes_given(c: _Ctx) -> list[int] | None:
+    """A Squeeze / Unsqueeze / Reduce* node's axes: the attribute (older
+    opsets) or the constant second input; None when neither is given."""
+    if c.attrs.get("axes") is not None:
+        return c.ints_attr("axes")
+    if len(c.node.input) > 1 and c.node.input[1]:
+        return _int_list(c, c.const(1, "axes"), "axes")
+    return None
+
+
 def _axes(c: _Ctx, rank: int):
-    axes = c.attrs.get("axes")
-    if axes is not None:
-        axes = c.ints_attr("axes")
-    elif len(c.node.input) > 1 and c.node.input[1]:
-        axes = _int_list(c, c.const(1, "axes"), "axes")
+    axes = axes_given(c)
     if axes is None:
         return None
     if any(not -rank <= a < rank for a in axes):
@@ -943,11 +949,7 @@ def _shape(c: _Ctx, shape: ir.Shape | None = None):
 
 def _reduce_mean(c: _Ctx):
     rank = len(c.shape()) + 1
-    axes = c.attrs.get("axes")
-    if axes is not None:
-        axes = c.ints_attr("axes")
-    elif len(c.node.input) > 1 and c.node.input[1]:
-        axes = _int_list(c, c.const(1, "axes"), "axes")
+    axes = axes_given(c)
     axes = sorted(a + rank if a < 0 else a for a in (axes or []))
     if rank != 4 or axes != [2, 3]:
         c.fail(f"only the spatial mean (axes [2, 3] of a 4-D tensor, i.e. global average pooling) "

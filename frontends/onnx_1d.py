@@ -25,7 +25,7 @@ import numpy as np
 
 from adacal import ir
 from adacal.frontends import onnx as fe
-from adacal.frontends.onnx import _Ctx, _State, _auto_pad, _axis, _int_list, _node_name_for, _vector
+from adacal.frontends.onnx import _Ctx, _State, _auto_pad, _axis, _node_name_for, _vector
 
 #: Ops that take lifted inputs as they are (the rest see them lowered).
 AWARE = {"Conv", "MaxPool", "AveragePool", "BatchNormalization", "Relu", "Clip", "Identity", "Dropout",
@@ -170,11 +170,7 @@ def _maxpool1d(c: _Ctx):
 
 
 def _reduce_axes(c: _Ctx, rank: int) -> list[int]:
-    axes = c.attrs.get("axes")
-    if axes is not None:
-        axes = c.ints_attr("axes")
-    elif len(c.node.input) > 1 and c.node.input[1]:
-        axes = _int_list(c, c.const(1, "axes"), "axes")
+    axes = fe.axes_given(c)
     if not axes and c.int_attr("noop_with_empty_axes", 0, 0, 1):
         c.fail("an empty axes list with noop_with_empty_axes=1 is not supported")
     if any(not -rank <= a < rank for a in axes or []):

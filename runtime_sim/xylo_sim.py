@@ -9,7 +9,7 @@ simulator".  Simulator arithmetic only: no vendor and no compiler import.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Mapping, Optional
 
 import numpy as np
@@ -23,13 +23,6 @@ MAX_HIDDEN_EVENTS = 31  # MAX_NUM_SPIKES
 MAX_OUTPUT_EVENTS = 1  # MAX_NUM_OUT_SPIKES
 MAX_WEIGHT_SHIFT = 8  # int8 << 8 still fits int16: (C @ w) << shift is exact
 
-#: the specification attributes simulate reads
-SPEC_ATTRIBUTES = (
-    "weights_in", "weights_out", "weights_rec", "dash_mem", "dash_mem_out",
-    "dash_syn", "dash_syn_2", "dash_syn_out", "threshold", "threshold_out",
-    "bias", "bias_out", "weight_shift_in", "weight_shift_rec", "weight_shift_out",
-    "aliases", "output_mode",
-)
 
 
 @dataclass
@@ -68,8 +61,39 @@ class XyloResult:
 # ----------------------------------------------------------------------
 # the specification, as the simulator reads it
 # ----------------------------------------------------------------------
+class SpecSizes:
+    """What follows from a specification's arrays (shared by the simulator's
+    view of a spec and the backend's XyloSpec)."""
+
+    @property
+    def n_in(self) -> int:
+        return self.weights_in.shape[0]
+
+    @property
+    def n_hidden(self) -> int:
+        return self.weights_rec.shape[0]
+
+    @property
+    def n_out(self) -> int:
+        return self.weights_out.shape[1]
+
+    @property
+    def has_bias(self) -> bool:
+        """xylosim's switch (from_specification): biases are added only if
+        any hidden or output bias is non-zero."""
+        return bool(np.any(self.bias != 0) or np.any(self.bias_out != 0))
+
+    def padded_weights_out(self) -> np.ndarray:
+        """weights_out as (Nhid, Nout): XyloSim's row k of weights_out is
+        hidden neuron Nhid - OEN + k, so the first Nhid - OEN rows are zero."""
+        h = self.n_hidden
+        out = np.zeros((h, self.n_out), dtype=self.weights_out.dtype)
+        out[h - self.weights_out.shape[0]:] = self.weights_out
+        return out
+
+
 @dataclass(frozen=True, eq=False)
-class _Spec:
+class _Spec(SpecSizes):
     """The arrays of a specification object (2-D weights get the synapse
     axis, as from_specification does) and the sizes derived from them."""
     weights_in: np.ndarray  # (Nin, IEN, S)
@@ -90,30 +114,9 @@ class _Spec:
     aliases: Optional[tuple]
     output_mode: str
 
-    @property
-    def n_in(self) -> int:
-        return self.weights_in.shape[0]
 
-    @property
-    def n_hidden(self) -> int:
-        return self.weights_rec.shape[0]
-
-    @property
-    def n_out(self) -> int:
-        return self.weights_out.shape[1]
-
-    @property
-    def has_bias(self) -> bool:
-        # xylosim's switch (from_specification): any hidden or output bias != 0
-        return bool(np.any(self.bias != 0) or np.any(self.bias_out != 0))
-
-    def padded_weights_out(self) -> np.ndarray:
-        """(Nhid, Nout): XyloSim's row k of weights_out is hidden neuron
-        Nhid - OEN + k; the first rows are empty."""
-        h = self.n_hidden
-        out = np.zeros((h, self.n_out), dtype=np.int64)
-        out[h - self.weights_out.shape[0]:] = self.weights_out
-        return out
+#: the specification attributes simulate reads (the first 12 are arrays)
+SPEC_ATTRIBUTES = tuple(f.name for f in fields(_Spec))
 
 
 def _as_spec(spec) -> _Spec:

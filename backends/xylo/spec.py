@@ -11,6 +11,7 @@ from typing import Optional
 import numpy as np
 
 from adacal.backends.xylo.rules import ARRAY_FIELDS, SHIFT_FIELDS, device_problems, spec_problems
+from adacal.runtime_sim.xylo_sim import SpecSizes
 
 __all__ = ["XyloSpec"]
 
@@ -26,7 +27,7 @@ def _readonly(arr: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
-class XyloSpec:
+class XyloSpec(SpecSizes):
     """A Xylo network specification: exactly the keyword arguments of
     ``XyloSim.from_specification`` (rockpool 3.1.0), normalised and checked.
 
@@ -91,25 +92,6 @@ class XyloSpec:
                 value = _readonly(value.astype(_DTYPES.get(name, np.uint8)))
             object.__setattr__(self, name, value)
 
-    # ------------------------------------------------------------------
-    @property
-    def n_in(self) -> int:
-        return self.weights_in.shape[0]
-
-    @property
-    def n_hidden(self) -> int:
-        return self.weights_rec.shape[0]
-
-    @property
-    def n_out(self) -> int:
-        return self.weights_out.shape[1]
-
-    @property
-    def has_bias(self) -> bool:
-        """xylosim's switch (``from_specification``): biases are added only
-        if any hidden or output bias is non-zero."""
-        return bool(np.any(self.bias != 0) or np.any(self.bias_out != 0))
-
     def validate(self, device: Optional[str] = None) -> "XyloSpec":
         """Returns self.  The shapes and number formats were checked when the
         spec was built; with ``device`` ("xylo-audio2", "xylo-audio3",
@@ -121,14 +103,6 @@ class XyloSpec:
             if problems:
                 raise ValueError("; ".join(problems))
         return self
-
-    def padded_weights_out(self) -> np.ndarray:
-        """weights_out as (Nhid, Nout): zero rows for the first Nhid - OEN
-        hidden neurons (XyloSim's own interpretation)."""
-        h = self.n_hidden
-        out = np.zeros((h, self.n_out), dtype=np.int8)
-        out[h - self.weights_out.shape[0]:] = self.weights_out
-        return out
 
     def as_kwargs(self) -> dict:
         """The exact keyword arguments for ``XyloSim.from_specification``
