@@ -120,7 +120,7 @@ def compile_model(model, target: str, calib, out_dir, val=None, options=None, fo
         files[ANN_FILE] = source
     if nir_file is not None:
         files["network.nir"] = nir_file
-    man = _manifest(conv, model_path or (model if isinstance(model, (str, Path)) else None), tgt, saved, files)
+    man = _manifest(conv, source, tgt, saved, files)
     summary = {"target": tgt.name, **saved.summary, **summary, "options": asdict(opts),
                "timings": {**conv.timings, **summary["timings"]}}
     summary["seconds"] = time.perf_counter() - t0
@@ -138,8 +138,8 @@ def _as_data(calib, val, ann):
 
 
 def _source_bytes(model, model_path) -> bytes | None:
-    """The ONNX model as given (file bytes), or None for an IR graph without
-    a path."""
+    """The ONNX model as given (file bytes; stored as ann.onnx and hashed
+    into the manifest), or None for an IR graph without a path."""
     import os
     path = model_path or (model if isinstance(model, (str, os.PathLike)) else None)
     if path is not None:
@@ -176,11 +176,11 @@ def _lower_and_evaluate(tgt: Target, conv, xc, topts: dict, val, log) -> tuple[L
     return net, out
 
 
-def _manifest(conv, model_path, tgt: Target, saved, files: dict) -> dict:
+def _manifest(conv, source: bytes | None, tgt: Target, saved, files: dict) -> dict:
     from adacal.pipeline import manifest
     from adacal.runtime_sim import energy
 
-    man = manifest(conv, model_path, tgt.name)
+    man = manifest(conv, source, tgt.name)
     man["input_layer_macs"] = energy.input_macs(conv.snn)
     man.update(saved.manifest)
     man["files"] = sorted(files) + [MANIFEST, "report.json", "report.html"]

@@ -108,7 +108,8 @@ class Conversion:
         report.json, report.html, network.txt (and network.nir)."""
         from adacal.output import write_output_dir
         from adacal.report_html import render
-        man = manifest(self, model_path, "float")
+        from pathlib import Path
+        man = manifest(self, None if model_path is None else Path(model_path).read_bytes(), "float")
         summary = self.summary or {"options": asdict(self.options), **conversion_fields(self)}
         files = {"manifest.json": man, "report.json": summary, "network.txt": str(self.snn),
                  "report.html": render(summary, man).encode("utf-8")}
@@ -360,15 +361,13 @@ def conversion_warnings(conv: Conversion) -> list[str]:
     return out
 
 
-def manifest(conv: Conversion, model_path, target: str) -> dict:
-    """What an output directory holds, for people and for loaders."""
+def manifest(conv: Conversion, source: bytes | None, target: str) -> dict:
+    """What an output directory holds, for people and for loaders (source:
+    the ONNX model's bytes, hashed into source_model_sha256)."""
     import hashlib
 
     from adacal import __version__
-    sha = None
-    if model_path is not None:
-        with open(model_path, "rb") as f:
-            sha = hashlib.sha256(f.read()).hexdigest()
+    sha = None if source is None else hashlib.sha256(source).hexdigest()
     layers = []
     for name in neuron_names(conv.snn):
         op = conv.snn.node(name).op
