@@ -121,6 +121,10 @@ def add_conversion_options(p: argparse.ArgumentParser, graded: bool = True) -> N
         g.add_argument("--search-cost", default="spikes", choices=("spikes", "events"),
                        help="what the searches price: spikes (a burst of k counts k; the paper, Xylo; default) "
                             "or events (a burst is one graded message: Loihi 2)")
+    g.add_argument("--maxpool", default="hoist", choices=("step", "gated", "running", "hoist"),
+                   help="how a max pool over spikes runs: step (max of each step's payloads), gated (the input "
+                        "with the largest count so far passes), running (the running max of the counts), hoist "
+                        "(running, and max pools over neurons fed by the analog input move before them; default)")
     g.add_argument("--adaptive-timesteps", action="store_true", help="stop each sample once confident")
     g.add_argument("--exit-metric", default="confidence", choices=("confidence", "entropy"))
     g.add_argument("--exit-level", type=float, default=0.9, metavar="A",
@@ -135,7 +139,7 @@ def conversion_options(args):
         calibration=args.calibration, calib_samples=args.calib_samples, search_spikes=args.search_spikes,
         spike_range=tuple(args.spike_range), energy_budget=args.energy_budget,
         search_thresholds=args.search_thresholds, sensitivity_budget=args.sensitivity_budget,
-        search_cost=getattr(args, "search_cost", "spikes"),
+        search_cost=getattr(args, "search_cost", "spikes"), maxpool=args.maxpool,
         adaptive_timesteps=args.adaptive_timesteps, exit_metric=args.exit_metric, exit_level=args.exit_level,
         seed=args.seed)
 

@@ -55,7 +55,10 @@ def channel_view(a: np.ndarray, x: torch.Tensor) -> torch.Tensor:
 
 def _burst_rate_limit(op: ir.BurstNeuron, x):
     # the T -> infinity limit of the burst neuron: a ReLU clipped at max_spikes * threshold
-    return torch.minimum(F.relu(x + channel_view(op.bias, x)), channel_view(op.threshold, x) * op.max_spikes)
+    # (signed neurons: clipped at -max_spikes * threshold below instead of 0)
+    top = channel_view(op.threshold, x) * op.max_spikes
+    v = x + channel_view(op.bias, x)
+    return torch.clamp(v, -top, top) if op.signed else torch.minimum(F.relu(v), top)
 
 
 def _clip(op: ir.Clip, x):
@@ -113,6 +116,8 @@ _RUN = {
     ir.Flatten: lambda op, xs: xs[0].reshape(xs[0].shape[0], -1),
     ir.Reshape: lambda op, xs: xs[0].reshape((xs[0].shape[0],) + tuple(op.shape)),
     ir.Identity: lambda op, xs: xs[0],
+    ir.Relay: lambda op, xs: xs[0],
+    ir.SpikingMaxPool: lambda op, xs: apply_op(op.pool, xs),
     ir.Transpose: lambda op, xs: xs[0].permute((0,) + tuple(a + 1 for a in op.perm)),
     ir.Take: lambda op, xs: _take(op, xs[0]),
     ir.ConvTranspose2d: lambda op, xs: _conv_transpose(op, xs[0]),

@@ -182,6 +182,25 @@ class BurstNeuron:
     max_spikes: int
     bias: np.ndarray
     v_init: np.ndarray | None = None
+    #: signed neurons (a Relay's): k = clamp(floor(V / threshold), -max_spikes, max_spikes)
+    signed: bool = False
+
+
+@_op
+class Relay:
+    """An identity in the ANN that marks a linear (unrectified) value the
+    spiking network must carry: a linear bottleneck's output read by several
+    layers, or a residual sum with no ReLU after it.  It becomes a population
+    of signed burst neurons (docs/method.md, Linear bottlenecks)."""
+
+
+@_op
+class SpikingMaxPool:
+    """A MaxPool or GlobalMaxPool over spike payloads, realised over time as
+    `how` (one of runtime_sim.maxpool.REALISATIONS; docs/method.md, Max
+    pooling).  Its float meaning is `pool`'s."""
+    pool: object  # the ir.MaxPool or ir.GlobalMaxPool it realises
+    how: str = "running"
 
 
 LINEAR_LAYERS = (Conv2d, Dense)

@@ -28,7 +28,8 @@ from adacal.passes.burst_search import search_max_spikes, with_max_spikes
 from adacal.passes.threshold_ratio_search import RATIOS, scale_thresholds, search_threshold_ratios
 from adacal.progress import progress_task
 from adacal.passes.thresholds import parse_method, set_thresholds
-from adacal.passes.to_spiking import neuron_names, to_spiking
+from adacal.passes.maxpool_placement import hoist_maxpool
+from adacal.passes.to_spiking import MAXPOOL_CHOICES, neuron_names, to_spiking
 from adacal.runtime_sim import energy
 from adacal.runtime_sim.float_sim import simulate
 from adacal.summary import ENERGY_CONVENTION, accuracy, accuracy_by_step, has_labels, measure, output_error
@@ -47,6 +48,7 @@ class ConvertOptions:
     search_thresholds: bool = False
     sensitivity_budget: float = 1.0
     search_cost: str = "spikes"  # energy.SEARCH_COSTS: what the two searches price
+    maxpool: str = "hoist"  # to_spiking.MAXPOOL_CHOICES: how max pools over spikes run
     adaptive_timesteps: bool = False
     exit_metric: str = "confidence"
     exit_level: float = 0.9
@@ -76,6 +78,8 @@ class ConvertOptions:
         if self.search_cost not in energy.SEARCH_COSTS:
             raise AdacalError(f"--search-cost must be one of {', '.join(energy.SEARCH_COSTS)}, "
                               f"got {self.search_cost}")
+        if self.maxpool not in MAXPOOL_CHOICES:
+            raise AdacalError(f"--maxpool must be one of {', '.join(MAXPOOL_CHOICES)}, got {self.maxpool}")
         if not 0.0 <= self.exit_level <= 1.0:
             raise AdacalError(f"--exit-level must be in [0, 1], got {self.exit_level}")
         if self.seed < 0:
@@ -123,6 +127,9 @@ class Conversion:
 # predicts, the conversion is reported with a warning (how it was chosen:
 # docs/method.md, Calibration check).
 AGREEMENT_WARNING = 0.97
+#: for regression outputs (float targets), the warning is on the relative L2
+#: error of the readout instead (docs/method.md, Calibration check)
+RELATIVE_L2_WARNING = 0.10
 #: the threshold-ratio search's cost table in the summary, by --search-cost
 RATIO_COST_KEY = {"spikes": "synops", "events": "graded_synops"}
 CHECK_SAMPLES = 256
@@ -186,7 +193,9 @@ def convert_graph(ann: ir.Graph, x_cal: np.ndarray, y_cal, opts: ConvertOptions,
     opts.check()
     T = opts.timesteps
     steps = _Steps(log)
-    snn = to_spiking(ann, opts.spike_range[1] if opts.search_spikes else opts.max_spikes)
+    if opts.maxpool == "hoist":
+        ann = hoist_maxpool(ann)
+    snn = to_spiking(ann, opts.spike_range[1] if opts.search_spikes else opts.max_spikes, opts.maxpool)
     names = neuron_names(snn)
     acts = ann.activations(x_cal, names)
     ann_out = ann.run(x_cal)
@@ -221,9 +230,12 @@ def convert_graph(ann: ir.Graph, x_cal: np.ndarray, y_cal, opts: ConvertOptions,
     held_out = x_check is not None and len(x_check) > 0
     x_chk = np.asarray(x_check, np.float32) if held_out else x_cal
     sim, _ = steps.run("calibration check", simulate, snn, x_chk, T)
-    chk_ref = (ann.run(x_chk) if held_out else ann_out).reshape(len(x_chk), -1).argmax(axis=1)
+    chk_ann = ann.run(x_chk) if held_out else ann_out
+    chk_ref = chk_ann.reshape(len(x_chk), -1).argmax(axis=1)
     agree = float((sim.mean_output().reshape(len(x_chk), -1).argmax(axis=1) == chk_ref).mean())
-    conv.calibration_check = {"agreement": agree, "samples": len(x_chk), "held_out": held_out}
+    conv.calibration_check = {"agreement": agree, "output_error": output_error(sim.mean_output(), chk_ann),
+                              "regression": y_cal is not None and not has_labels(y_cal),
+                              "samples": len(x_chk), "held_out": held_out}
     if opts.adaptive_timesteps:
         if held_out:
             sim, _ = simulate(snn, x_cal, T)
@@ -352,13 +364,28 @@ def conversion_warnings(conv: Conversion) -> list[str]:
     """What a user should know before trusting the conversion (one line each)."""
     out = []
     c = conv.calibration_check
-    if c is not None and c["agreement"] < AGREEMENT_WARNING:
-        o = conv.options
+    o = conv.options
+    setting = (f"(T={o.timesteps}, max spikes {o.max_spikes}, calibration {o.calibration}): expect "
+               f"{{}}; more --timesteps, a larger --max-spikes or --calibration advanced usually help")
+    if c is not None and c.get("regression"):
+        rel = c["output_error"]["relative_l2"]
+        if rel is None or rel > RELATIVE_L2_WARNING:
+            shown = "undefined (the ANN's outputs are all 0)" if rel is None else f"{rel:.3f}"
+            out.append(f"the SNN's readout is off the ANN's output by a relative L2 error of {shown} on "
+                       f"{check_samples(c)} " + setting.format("a large error"))
+    elif c is not None and c["agreement"] < AGREEMENT_WARNING:
         out.append(f"the SNN predicts what the ANN predicts on only {100 * c['agreement']:.1f} % of "
-                   f"{check_samples(c)} (T={o.timesteps}, max spikes {o.max_spikes}, calibration "
-                   f"{o.calibration}): expect an accuracy loss; more --timesteps, a larger --max-spikes or "
-                   f"--calibration advanced usually help")
+                   f"{check_samples(c)} " + setting.format("an accuracy loss"))
     return out
+
+
+def check_line(check: dict) -> str:
+    """The calibration check in one line, for the tables and report.html."""
+    if check.get("regression"):
+        rel = check["output_error"]["relative_l2"]
+        shown = "n/a" if rel is None else f"{rel:.4f}"
+        return f"SNN readout vs ANN output: relative L2 error {shown} on {check_samples(check)}"
+    return f"SNN = ANN prediction on {100 * check['agreement']:.2f} % of {check_samples(check)}"
 
 
 def manifest(conv: Conversion, source: bytes | None, target: str) -> dict:

@@ -83,8 +83,8 @@ def _agreement_lines(s: dict) -> list[str]:
     lines = []
     c = s.get("calibration_check")
     if c:
-        from adacal.pipeline import check_samples
-        lines.append(f"calibration check   SNN = ANN prediction on {_pct(c['agreement'])} of {check_samples(c)}")
+        from adacal.pipeline import check_line
+        lines.append(f"calibration check   {check_line(c)}")
     lines += [f"warning: {w}" for w in s.get("warnings") or []]
     return lines
 

@@ -450,8 +450,8 @@ def section_overview(s: dict, m: dict | None) -> str:
              ("total time", f"{s['seconds']:.2f} s" if isinstance(s.get("seconds"), (int, float)) else "n/a")]
     c = s.get("calibration_check")
     if c:
-        from adacal.pipeline import check_samples
-        pairs.append(("calibration check", f"SNN = ANN prediction on {pct(c['agreement'])} of {check_samples(c)}"))
+        from adacal.pipeline import check_line
+        pairs.append(("calibration check", check_line(c)))
     out = [kv_table(pairs)] + [f"<p class='warn'>warning: {esc(w)}</p>" for w in s.get("warnings") or []]
     if not evaluated(s):
         out.append(empty(NO_VAL))

@@ -7,8 +7,10 @@ Roles:
   input        the analog input (presented every step, direct encoding)
   spiking      conv/dense/transposed conv whose (pooled) output drives burst neurons
   synapse      conv on the skip path of a residual block (no neuron of its own)
-  neuron       the ReLU that becomes the burst neurons of a spiking layer
+  neuron       the ReLU that becomes the burst neurons of a spiking layer, or
+               a Relay that becomes signed burst neurons (a linear value)
   residual     the Add whose sum is integrated by one population of neurons
+  max pool     a max pool over spike payloads, realised over time (--maxpool)
   accumulator  the final conv/dense: a non-spiking readout averaged over T
   linear       pooling / flatten / reshape / concat / transpose / take: no
                neuron, folded or wired (transpose and take only move or copy
@@ -36,8 +38,9 @@ PASS_THROUGH = (ir.AvgPool, ir.GlobalAvgPool, ir.Flatten, ir.Reshape) + ROUTING
 #: the layers with weights whose output drives neurons (or the readout)
 SYNAPSES = ir.LINEAR_LAYERS + (ir.ConvTranspose2d,)
 
-MAXPOOL_REASON = ("MaxPool is not linear in time (the max of spike sums is not the sum of "
-                  "spike maxima); replace it with AvgPool of the same kernel and fine-tune")
+MAXPOOLS = (ir.MaxPool, ir.GlobalMaxPool)
+#: ops that become burst neurons
+NEURON_OPS = (ir.Relu, ir.Relay)
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,39 @@ def _follow(g: ir.Graph, name: str) -> tuple[ir.Node | None, list[str]]:
         return nxt, path
 
 
+def time_constant_values(g: ir.Graph) -> set[str]:
+    """The values computed from the analog input with no neuron on the way
+    (the same at every timestep)."""
+    out = set()
+    for n in g.nodes:
+        if isinstance(n.op, ir.Input) or (
+                not isinstance(n.op, NEURON_OPS + (ir.BurstNeuron,)) and all(i in out for i in n.inputs)):
+            out.add(n.name)
+    return out
+
+
+def time_constant(g: ir.Graph, name: str) -> bool:
+    return name in time_constant_values(g)
+
+
+def payload_values(g: ir.Graph) -> set[str]:
+    """The values that are spike payloads (or the analog input): neuron
+    outputs moved, copied, concatenated or max-pooled, never weighted."""
+    out = set()
+    for n in g.nodes:
+        if isinstance(n.op, NEURON_OPS + (ir.BurstNeuron, ir.Input)) or (
+                isinstance(n.op, PASS_THROUGH + MAXPOOLS + (ir.Concat, ir.SpikingMaxPool))
+                and all(i in out for i in n.inputs)):
+            out.add(n.name)
+    return out
+
+
+def _hoisted_neurons(g: ir.Graph, pool: ir.Node) -> ir.Node | None:
+    """The neurons a max pool of constant currents feeds directly, if any."""
+    nxt = g.sole_consumer(pool.name)
+    return nxt if nxt is not None and isinstance(nxt.op, ir.Relu) else None
+
+
 def _layer_role(g: ir.Graph, n: ir.Node) -> tuple[str, str]:
     if len(g.consumers(n.name)) > 1:
         return "unsupported", "a conv/dense output read by several nodes without a ReLU in between"
@@ -80,11 +116,14 @@ def _layer_role(g: ir.Graph, n: ir.Node) -> tuple[str, str]:
     via = f" (through {', '.join(path)})" if path else ""
     if end is None:
         return "accumulator", f"non-spiking readout{via}, averaged over the timesteps"
-    if isinstance(end.op, ir.Relu):
-        return "spiking", f"burst neurons at {end.name}{via}"
+    if isinstance(end.op, MAXPOOLS) and time_constant(g, n.name) and _hoisted_neurons(g, end) is not None:
+        return "spiking", f"burst neurons at {_hoisted_neurons(g, end).name}{via}, through the max pool {end.name}"
+    if isinstance(end.op, NEURON_OPS):
+        signed = "signed " if isinstance(end.op, ir.Relay) else ""
+        return "spiking", f"{signed}burst neurons at {end.name}{via}"
     if isinstance(end.op, ir.Add):
         after = g.consumers(end.name)
-        if len(after) == 1 and isinstance(after[0].op, ir.Relu) and not g.is_output(end.name):
+        if len(after) == 1 and isinstance(after[0].op, NEURON_OPS) and not g.is_output(end.name):
             first_layer = next((i for i in end.inputs if isinstance(g.node(i).op, SYNAPSES)), None)
             if n.name == first_layer and not path:
                 return "spiking", f"residual: burst neurons at {after[0].name} integrate this plus the skip input"
@@ -103,27 +142,27 @@ def _role(g: ir.Graph, n: ir.Node) -> tuple[str, str]:
         return "input", "analog input, presented at every timestep"
     if isinstance(op, SYNAPSES):
         return _layer_role(g, n)
-    if isinstance(op, ir.Relu):
+    if isinstance(op, NEURON_OPS):
         src = g.node(n.inputs[0])
-        while isinstance(src.op, PASS_THROUGH):
+        while isinstance(src.op, PASS_THROUGH) or isinstance(src.op, MAXPOOLS) and time_constant(g, src.name):
             src = g.node(src.inputs[0])
+        what = "ReLU" if isinstance(op, ir.Relu) else "Relay"
         if not isinstance(src.op, SYNAPSES + (ir.Add,)):
-            return "unsupported", f"ReLU after {src.kind} '{src.name}', not after a conv/dense"
+            return "unsupported", f"{what} after {src.kind} '{src.name}', not after a conv/dense"
+        if isinstance(op, ir.Relay):
+            return "neuron", "signed burst neurons carrying a linear (unrectified) value"
         cap = f", capped at {op.cap:g} (threshold <= cap)" if op.cap is not None else ""
         return "neuron", f"burst integrate-and-fire neurons{cap}"
     if isinstance(op, ir.Add):
         after = g.consumers(n.name)
-        if len(after) == 1 and isinstance(after[0].op, ir.Relu):
+        if len(after) == 1 and isinstance(after[0].op, NEURON_OPS):
             return "residual", "membrane integrates both inputs"
         return "unsupported", "Add that is not followed by a ReLU"
     if isinstance(op, PASS_THROUGH) or isinstance(op, ir.Concat):
         what = "payload routing (moves/copies values)" if isinstance(op, ROUTING) else "no neuron"
         return "linear", f"{what}; folded into the next layer's synapses"
-    if isinstance(op, ir.MaxPool):
-        return "unsupported", MAXPOOL_REASON
-    if isinstance(op, ir.GlobalMaxPool):
-        return "unsupported", ("a global max (e.g. a ReduceMax over the length axis) is not linear in "
-                               "time; use a global average pool")
+    if isinstance(op, MAXPOOLS + (ir.SpikingMaxPool,)):
+        return _maxpool_role(g, n)
     if isinstance(op, ir.Affine):
         if n.inputs[0] == g.input.name:
             return "linear", "input preprocessing, applied to the analog input"
@@ -133,6 +172,18 @@ def _role(g: ir.Graph, n: ir.Node) -> tuple[str, str]:
     if isinstance(op, ir.Pad):
         return "unsupported", "padding that cannot be folded into the following conv"
     return "unsupported", f"{n.kind} is not supported by the conversion"
+
+
+def _maxpool_role(g: ir.Graph, n: ir.Node) -> tuple[str, str]:
+    if time_constant(g, n.name):
+        if _hoisted_neurons(g, n) is not None:
+            return "linear", "max of constant currents, before the neurons (exact)"
+        return "linear", "max of the analog input, presented at every timestep"
+    if n.inputs[0] in payload_values(g):
+        how = f" ({n.op.how})" if isinstance(n.op, ir.SpikingMaxPool) else ""
+        return "max pool", f"max pool over spike payloads{how}, realised over time (--maxpool)"
+    return "unsupported", ("a max pool of a value that changes in time but is not spike payloads "
+                           "(a current without neurons after it) has no exact spiking form")
 
 
 def conversion_plan(g: ir.Graph) -> list[PlanEntry]:

@@ -110,11 +110,12 @@ def channel_thresholds(y: np.ndarray, T: int, phi: int, method: str = "mse") -> 
 def set_thresholds(snn: ir.Graph, acts: dict[str, np.ndarray], T: int, method: str = "mse",
                    layers: list[str] | None = None, progress=None) -> ir.Graph:
     """Set every (or the named) neuron layer's thresholds from ANN activations
-    `acts[name]` (post-ReLU values of the same node in the ANN), using each
-    layer's own max_spikes.  progress: optional callable, called once per layer."""
+    `acts[name]` (post-ReLU values of the same node in the ANN; a signed layer's
+    linear values, by magnitude), using each layer's own max_spikes.  progress: optional callable, called once per layer."""
     for name in layers or neuron_names(snn):
         op = snn.node(name).op
-        snn = set_neuron(snn, name, threshold=channel_thresholds(acts[name], T, op.max_spikes, method))
+        y = np.abs(acts[name]) if op.signed else acts[name]  # signed neurons quantise |y| the same way
+        snn = set_neuron(snn, name, threshold=channel_thresholds(y, T, op.max_spikes, method))
         if progress:
             progress()
     return snn

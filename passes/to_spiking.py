@@ -2,9 +2,10 @@
 Conversion plan and Burst neurons).
 
 Follows the conversion plan: every ReLU becomes a population of burst neurons
-(threshold 1 until `thresholds` sets it), dense layers without a ReLU fold into
-the next dense, and anything the plan marks unsupported is rejected with the
-plan's reasons.  Everything else (conv/dense synapses, residual Add, pooling,
+(threshold 1 until `thresholds` sets it), every Relay one of signed burst
+neurons, every max pool over spike payloads a `SpikingMaxPool` with the chosen
+realisation, dense layers without a ReLU fold into the next dense, and
+anything the plan marks unsupported is rejected with the plan's reasons.  Everything else (conv/dense synapses, residual Add, pooling,
 concat, flatten, the readout) stays as it is: its meaning is the same per step.
 """
 from dataclasses import replace
@@ -14,6 +15,12 @@ import numpy as np
 from adacal import ir
 from adacal.errors import UnsupportedError
 from adacal.passes.plan import conversion_plan
+from adacal.runtime_sim.maxpool import REALISATIONS
+
+#: --maxpool: the realisations of runtime_sim.maxpool, and `hoist` (running,
+#: with a max pool over neurons fed by the analog input moved before them:
+#: passes/maxpool_placement.py)
+MAXPOOL_CHOICES = REALISATIONS + ("hoist",)
 
 
 def _fold_dense_into_next(g: ir.Graph, name: str) -> ir.Graph:
@@ -29,10 +36,15 @@ def _fold_dense_into_next(g: ir.Graph, name: str) -> ir.Graph:
     return g.with_nodes(n for n in g.nodes if n.name != name)
 
 
-def to_spiking(g: ir.Graph, max_spikes: int) -> ir.Graph:
-    """Replace ReLUs by burst neurons with cap `max_spikes` (φ)."""
+def to_spiking(g: ir.Graph, max_spikes: int, maxpool: str = "running") -> ir.Graph:
+    """Replace ReLUs by burst neurons with cap `max_spikes` (φ), Relays by
+    signed ones, and max pools over payloads by the `maxpool` realisation
+    (`hoist` must have been applied to g already; its other max pools run)."""
     if max_spikes < 1:
         raise UnsupportedError(f"max spikes per step must be >= 1, got {max_spikes}")
+    if maxpool not in MAXPOOL_CHOICES:
+        raise UnsupportedError(f"unknown max-pool realisation '{maxpool}' (use {', '.join(MAXPOOL_CHOICES)})")
+    how = "running" if maxpool == "hoist" else maxpool
     plan = conversion_plan(g)
     problems = [f"{e.name} ({e.op}): {e.detail}" for e in plan if e.role == "unsupported"]
     if problems:
@@ -41,11 +53,14 @@ def to_spiking(g: ir.Graph, max_spikes: int) -> ir.Graph:
     for e in plan:
         if e.role == "linear" and e.op == "Dense":
             g = _fold_dense_into_next(g, e.name)
+    pools = {e.name for e in plan if e.role == "max pool"}
     for n in g.nodes:
-        if isinstance(n.op, ir.Relu):
+        if isinstance(n.op, (ir.Relu, ir.Relay)):
             c = n.shape[0]
             g = g.replace_op(n.name, ir.BurstNeuron(np.ones(c, np.float32), int(max_spikes),
-                                                    np.zeros(c, np.float32)))
+                                                    np.zeros(c, np.float32), signed=isinstance(n.op, ir.Relay)))
+        elif n.name in pools:
+            g = g.replace_op(n.name, ir.SpikingMaxPool(n.op, how))
     return g
 
 

@@ -1,7 +1,8 @@
 """The burst integrate-and-fire step loop, shared by the float and the
 integer simulators (they differ only in dtype and in what θ means).
 
-Per step: v += drive_t; k = clamp(floor(v / θ), 0, φ); v -= k·θ.
+Per step: v += drive_t; k = clamp(floor(v / θ), 0, φ); v -= k·θ (signed
+neurons clamp k to [−φ, φ]).
 The loop runs in numpy with in-place ops: on these elementwise loops it is
 several times faster than torch on this CPU.
 """
@@ -10,10 +11,13 @@ from __future__ import annotations
 import numpy as np
 
 
-def burst_loop(drive: np.ndarray, v: np.ndarray, theta: np.ndarray, max_spikes: int, T: int) -> np.ndarray:
+def burst_loop(drive: np.ndarray, v: np.ndarray, theta: np.ndarray, max_spikes: int, T: int,
+               signed: bool = False) -> np.ndarray:
     """drive (T' ∈ {1, T}, N, ...) input plus bias per step; v (N, ...) start
-    potential, updated in place; theta broadcastable per channel.
+    potential, updated in place; theta broadcastable per channel.  Signed
+    neurons clamp k to [-max_spikes, max_spikes].
     Returns k (T, N, ...) in v's dtype."""
+    lo = -max_spikes if signed else 0
     k = np.empty((T,) + v.shape, v.dtype)
     tmp = np.empty_like(v)
     static = drive.shape[0] == 1
@@ -22,7 +26,7 @@ def burst_loop(drive: np.ndarray, v: np.ndarray, theta: np.ndarray, max_spikes: 
         kt = k[t]
         np.divide(v, theta, out=kt)
         np.floor(kt, out=kt)
-        np.clip(kt, 0, max_spikes, out=kt)
+        np.clip(kt, lo, max_spikes, out=kt)
         np.multiply(kt, theta, out=tmp)
         v -= tmp
     return k
@@ -32,6 +36,8 @@ def counts(k: np.ndarray, fanout: np.ndarray | None) -> dict[str, np.ndarray]:
     """Per step and sample: spikes Σk, events #(k>0) and, with a fan-out map,
     synops Σ k·fan-out and event_synops Σ [k>0]·fan-out, as (T, N) float64."""
     flat = k.reshape(k.shape[0], k.shape[1], -1)
+    if flat.size and flat.min() < 0:  # signed neurons: a burst of -k is k spikes
+        flat = np.abs(flat)
     out = {"spikes": flat.sum(axis=2, dtype=np.float64),
            "events": np.count_nonzero(flat, axis=2).astype(np.float64)}
     if fanout is not None:

@@ -12,6 +12,9 @@ Conventions, named wherever a number is reported:
   value each copy counts (a dropped value reaches nothing), through a
   Transpose the fan-out is unchanged; a transposed conv contributes its
   outgoing weights that land inside the (cropped) output;
+- a max pool over spikes is a stage of its own: a spike reaching it counts one
+  synop per window it belongs to, and what the pool sends on counts as spikes
+  (in its inputs' units) × the pool's own fan-out;
 - E_ANN = 4.6 pJ × MACs; E_SNN = 4.6 pJ × MACs of the layers reading the analog
   input, once per timestep (the input is presented every step) + 0.9 pJ ×
   synops (45 nm figures used by the paper).
@@ -39,6 +42,24 @@ SYNOPS_TABLE = {"spikes": "synops", "events": "event_synops"}
 
 
 NEURONS = (ir.BurstNeuron, int_ir.IntBurstNeuron)
+#: stages that receive spikes and send spikes of their own (max pools over spikes)
+RELAYS = (ir.SpikingMaxPool,) + ((int_ir.IntMaxPool,) if hasattr(int_ir, "IntMaxPool") else ())
+EMITTERS = NEURONS + RELAYS
+
+
+def _window_count(op, x: torch.Tensor) -> torch.Tensor:
+    """Σ over each max-pool window of x (padding counts nothing)."""
+    from adacal.runtime_sim.maxpool import PoolGeometry
+    pool = getattr(op, "pool", op)
+    h, w = x.shape[-2:]
+    geo = PoolGeometry.of(pool, (h, w))
+    ho, wo = geo.out_size((h, w))
+    top, left = geo.padding[:2]
+    bottom = max((ho - 1) * geo.stride[0] + geo.dilation[0] * (geo.kernel[0] - 1) + 1 - top - h, 0)
+    right = max((wo - 1) * geo.stride[1] + geo.dilation[1] * (geo.kernel[1] - 1) + 1 - left - w, 0)
+    c = x.shape[1]
+    ones = torch.ones((c, 1) + tuple(geo.kernel), dtype=x.dtype)
+    return F.conv2d(F.pad(x, (left, right, top, bottom)), ones, None, geo.stride, 0, geo.dilation, c)
 
 
 def _count_op(op, xs: list[torch.Tensor]) -> torch.Tensor:
@@ -77,6 +98,9 @@ def _fanout(g: ir.Graph, start: ir.Node) -> np.ndarray:
         if isinstance(node.op, NEURONS):  # the next neurons: count what reaches them
             total = total + xs[0].sum()
             continue
+        if isinstance(node.op, RELAYS):  # a max pool: one delivery per window holding the spike
+            total = total + _window_count(node.op, xs[0]).sum()
+            continue
         values[node.name] = _count_op(node.op, xs)
         if node.name == g.output:
             total = total + values[node.name].sum()
@@ -87,8 +111,9 @@ def _fanout(g: ir.Graph, start: ir.Node) -> np.ndarray:
 
 
 def fanout_maps(g: ir.Graph) -> dict[str, np.ndarray]:
-    """Per-neuron fan-out (per-sample shape) of every neuron layer."""
-    return {n.name: _fanout(g, n) for n in g.nodes if isinstance(n.op, NEURONS)}
+    """Per-neuron fan-out (per-sample shape) of every neuron layer (and of
+    every max pool over spikes, which sends spikes of its own)."""
+    return {n.name: _fanout(g, n) for n in g.nodes if isinstance(n.op, EMITTERS)}
 
 
 def input_layers(g: ir.Graph) -> list[str]:

@@ -20,6 +20,7 @@ import torch
 from adacal import ir
 from adacal.interpret import apply_op
 from adacal.walker import walk
+from adacal.runtime_sim import maxpool
 from adacal.runtime_sim.burst import burst_loop, counts
 
 NeuronHook = Callable[[ir.Node, torch.Tensor], ir.BurstNeuron]
@@ -66,10 +67,39 @@ def run_neuron(op: ir.BurstNeuron, current: torch.Tensor, T: int, fanout: torch.
     v[...] = 0.5 * theta
     if op.v_init is not None:
         v += np.asarray(op.v_init, np.float32)
-    k = burst_loop(drive, v, theta, op.max_spikes, T)
+    k = burst_loop(drive, v, theta, op.max_spikes, T, op.signed)
     stats = counts(k, fanout)
     k *= theta
     return torch.from_numpy(k), stats
+
+
+def payload_units(g: ir.Graph) -> dict[str, torch.Tensor]:
+    """The real value of one spike at every spiking max pool's input, (1, *shape):
+    the neurons' thresholds carried through the routing ops before it."""
+    units: dict[str, torch.Tensor] = {}
+    for n in g.nodes:
+        if isinstance(n.op, ir.BurstNeuron):
+            th = torch.from_numpy(np.asarray(n.op.threshold, np.float32)).reshape((-1,) + (1,) * (len(n.shape) - 1))
+            units[n.name] = th.expand(n.shape)[None]
+        elif n.inputs and all(i in units for i in n.inputs) and not isinstance(n.op, (ir.Conv2d, ir.Dense, ir.Add)):
+            units[n.name] = apply_op(n.op, [units[i] for i in n.inputs])
+    return units
+
+
+def run_maxpool(op: ir.SpikingMaxPool, payload: torch.Tensor, unit: torch.Tensor | None, T: int,
+                fanout: np.ndarray | None = None):
+    """A spiking max pool on payloads (T', N, C, H, W): (out, counts), counts
+    in spikes of the input's neurons (empty when unit is None)."""
+    x = payload.numpy()
+    geo = maxpool.PoolGeometry.of(op.pool, x.shape[-2:])
+    out = maxpool.run(x, geo, op.how)
+    stats = {}
+    if unit is not None:
+        k = np.rint(out / maxpool.window_max(unit.numpy(), geo)).astype(np.float32)
+        if k.shape[0] == 1:
+            k = np.broadcast_to(k, (T,) + k.shape[1:])
+        stats = counts(k, fanout)
+    return torch.from_numpy(np.ascontiguousarray(out, np.float32)), stats
 
 
 def _apply(op, xs: list[torch.Tensor]) -> torch.Tensor:
@@ -86,6 +116,7 @@ def _apply(op, xs: list[torch.Tensor]) -> torch.Tensor:
 def _simulate_batch(g: ir.Graph, x: np.ndarray, T: int, keep: tuple[str, ...], keep_steps: tuple[str, ...],
                     hook: NeuronHook | None, new_ops: dict, fanout: dict, snapshot_at=(), resume=None) -> SimResult:
     res = SimResult(outputs=np.empty(0))
+    units = payload_units(g) if any(isinstance(n.op, ir.SpikingMaxPool) for n in g.nodes) else {}
     start = 0
     values = {g.input.name: torch.from_numpy(np.ascontiguousarray(x, np.float32))[None]}
     if resume is not None:
@@ -93,6 +124,11 @@ def _simulate_batch(g: ir.Graph, x: np.ndarray, T: int, keep: tuple[str, ...], k
         values = dict(resume[1])
 
     def run_node(node: ir.Node, ins: list[torch.Tensor]) -> torch.Tensor:
+        if isinstance(node.op, ir.SpikingMaxPool):
+            out, counts = run_maxpool(node.op, ins[0], units.get(node.inputs[0]), T, fanout.get(node.name))
+            for key, arr in counts.items():
+                getattr(res, key)[node.name] = arr
+            return out
         if not isinstance(node.op, ir.BurstNeuron):
             return _apply(node.op, ins)
         op = new_ops.get(node.name, node.op)

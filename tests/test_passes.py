@@ -124,8 +124,15 @@ def test_plan_roles():
                  "d2": "accumulator"}
 
 
+def test_plan_max_pool_over_neurons_is_a_stage_of_its_own():
+    g = build((3, 8, 8), ("c1", conv(3, 4), ["x"]), ("r1", ir.Relu(), ["c1"]),
+              ("mp", ir.MaxPool((2, 2), (2, 2)), ["r1"]), ("c2", conv(4, 4), ["mp"]), ("r2", ir.Relu(), ["c2"]),
+              ("gm", ir.GlobalMaxPool(), ["r2"]), ("fl", ir.Flatten(), ["gm"]), ("d", dense(4, 2), ["fl"]))
+    r = roles(g)
+    assert r["mp"] == r["gm"] == "max pool" and r["r2"] == "neuron" and r["d"] == "accumulator"
+
+
 @pytest.mark.parametrize("bad,reason", [
-    (ir.MaxPool((2, 2), (2, 2)), "not linear in time"),
     (ir.Clip(-1.0, 1.0), "not a ReLU"),
 ])
 def test_plan_unsupported(bad, reason):
@@ -135,8 +142,18 @@ def test_plan_unsupported(bad, reason):
     assert plan["bad"].role == "unsupported" and reason in plan["bad"].detail
 
 
-def test_plan_add_without_relu_and_conv_without_relu_into_conv():
+def test_plan_add_without_relu_and_conv_without_relu_into_conv_become_signed_neurons():
     g = build((3, 8, 8), ("c1", conv(3, 3), ["x"]), ("c2", conv(3, 3), ["c1"]), ("r", ir.Relu(), ["c2"]),
               ("add", ir.Add(), ["r", "x"]), ("fl", ir.Flatten(), ["add"]), ("d", dense(192, 2), ["fl"]))
     r = roles(g)
-    assert r["c1"] == "unsupported" and r["add"] == "unsupported" and r["c2"] == "spiking"
+    assert r["c1"] == "spiking" and r["c1/relay"] == r["add/relay"] == "neuron" and r["add"] == "residual"
+    assert r["c2"] == "spiking" and "unsupported" not in r.values()
+
+
+def test_conv_without_relu_into_a_pointwise_conv_is_composed_exactly():
+    g = build((3, 8, 8), ("c1", conv(3, 4), ["x"]), ("c2", conv(4, 5, k=1, pad=0), ["c1"]), ("r", ir.Relu(), ["c2"]),
+              ("fl", ir.Flatten(), ["r"]), ("d", dense(320, 2), ["fl"]))
+    clean = cleanup(g)
+    assert "c1" not in clean.names() and clean.node("c2").op.weight.shape == (5, 3, 3, 3)
+    x = np.random.default_rng(0).normal(size=(4, 3, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(clean.run(x), g.run(x), rtol=1e-5, atol=1e-5)

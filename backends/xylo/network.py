@@ -101,10 +101,16 @@ def _check_chain(snn: ir.Graph) -> None:
                 f"'{prev}' feeds {len(snn.consumers(prev))} node(s) (branches, residual Add and "
                 f"Concat cannot be placed)")
         if not isinstance(n.op, LINEAR_OPS + (ir.BurstNeuron,)):
-            why = {ir.MaxPool: "MaxPool is not linear in time; use AvgPool",
+            why = {ir.MaxPool: "a max pool has no Xylo form (its neurons sum weighted events); use AvgPool",
+                   ir.SpikingMaxPool: "a max pool over spikes has no Xylo form (its neurons sum weighted "
+                                      "events); use AvgPool",
+                   ir.GlobalMaxPool: "a global max has no Xylo form; use a global average pool",
                    ir.Relu: "a ReLU that was not converted to burst neurons (run the conversion first)",
                    ir.Clip: "a Clip that is not a burst neuron"}.get(type(n.op), "not supported on Xylo")
             raise UnsupportedError(f"Xylo lowering: node '{n.name}' ({n.kind}): {why}")
+        if isinstance(n.op, ir.BurstNeuron) and n.op.signed:
+            raise UnsupportedError(f"Xylo lowering: node '{n.name}' (signed burst neurons): Xylo's spikes are "
+                                   "unsigned, so a linear value carried by signed neurons cannot be placed")
     if snn.output != nodes[-1].name:
         raise UnsupportedError(f"Xylo lowering: the graph output '{snn.output}' is not the last node")
 
