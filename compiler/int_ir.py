@@ -4,11 +4,13 @@ An integer network is an `ir.Graph` whose nodes use these ops plus the
 payload-routing ops of ir (Flatten, Reshape, Concat) and `ir.Add`, which here
 sums synaptic currents arriving at one neuron population (an InPort with
 several OutPorts connected, in Lava's terms).  Values on edges are integers:
-payloads (spike counts k, or the quantised input) out of neurons / the input,
-currents out of synapses.
+payloads (spike counts k, or the quantised input) out of neurons / the input /
+max pools over payloads, currents out of synapses (and out of a max pool over
+currents, between a synapse and its neurons).
 
 Timing: every synapse (IntDense, IntConv) adds one step of latency on Loihi 2;
-`depth` on each synapse/neuron records at which step its first input arrives,
+neurons and max pools receive and send in the same step.  `depth` on each
+synapse/neuron/max pool records at which step its first input arrives,
 and `Delay` ops on skip paths make every path into a neuron equally long.  The
 integer simulator runs all layers in lock-step (the same spikes, without the
 shift), which is equal to the hardware run shifted by each layer's depth once
@@ -60,13 +62,34 @@ class IntConv:
 @_op
 class IntBurstNeuron:
     """adacal's BurstIF neuron in integer form (per step, all int):
-    v += a_in + bias;  k = clamp(floor(v / threshold), 0, max_spikes);
-    v -= k * threshold;  sends k as a graded payload.  v starts at v_init."""
+    v += a_in + bias;  k = clamp(floor(v / threshold), lo, max_spikes);
+    v -= k * threshold;  sends k as a graded payload.  v starts at v_init.
+    lo = 0, or -max_spikes for a signed neuron (a linear, unrectified value:
+    ir.BurstNeuron.signed)."""
     threshold: np.ndarray  # (C,) int > 0, per channel
     bias: np.ndarray  # (C,) int
     v_init: np.ndarray  # per-sample shape, int
     max_spikes: int
     depth: int = 1
+    signed: bool = False
+
+
+@_op
+class IntMaxPool:
+    """A max pool over integer payloads (ir.SpikingMaxPool) or over synaptic
+    currents (a max pool hoisted between a synapse and its neurons), realised
+    over time as `how` (runtime_sim.maxpool: "step", "gated", "running").
+    The geometry is runtime_sim.maxpool.PoolGeometry's (PoolGeometry.of(op,
+    ...) reads it from these fields); a global max pool is one window
+    covering the map.  It receives and sends in the same step: `depth` is
+    its input's latency."""
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: Pads = (0, 0, 0, 0)  # top, left, bottom, right
+    dilation: tuple[int, int] = (1, 1)
+    ceil_mode: bool = False
+    how: str = "running"
+    depth: int = 0
 
 
 @_op

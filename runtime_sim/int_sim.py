@@ -3,7 +3,8 @@
 One engine, batched over samples and vectorised over neurons, running all
 layers in lock-step (the hardware run is the same spikes shifted by each
 layer's depth, see int_ir).  Like the float simulator it evaluates one node
-for all T steps at once; only the neurons loop over t.
+for all T steps at once; only the neurons loop over t.  Max pools
+(IntMaxPool) run runtime_sim/maxpool.py's realisations on the integer arrays.
 
 Exactness: every value is an integer, held in float arrays only where the
 float type represents it exactly: payloads (k ≤ 255) in float32; a synapse's
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 
 from adacal import int_ir, ir
 from adacal.runtime_sim import loihi2_arith as arith
+from adacal.runtime_sim import maxpool
 from adacal.runtime_sim.burst import burst_loop, counts
 from adacal.walker import walk
 
@@ -33,8 +35,10 @@ NeuronHook = Callable[[ir.Node, np.ndarray], int_ir.IntBurstNeuron]
 @dataclass
 class IntResult:
     readout: np.ndarray  # (T, N, *out) int64 per-step currents into the readout
-    payloads: dict[str, np.ndarray] = field(default_factory=dict)  # neuron -> (T, N, ...) int64 k
-    spikes: dict[str, np.ndarray] = field(default_factory=dict)  # neuron -> (T, N) Σk
+    #: neuron or max pool over payloads -> (T, N, ...) int64 k (recorded with record_payloads)
+    payloads: dict[str, np.ndarray] = field(default_factory=dict)
+    #: neuron or max pool over spikes -> (T, N) Σ|k|; events, synops, event_synops likewise
+    spikes: dict[str, np.ndarray] = field(default_factory=dict)
     events: dict[str, np.ndarray] = field(default_factory=dict)  # neuron -> (T, N) #(k>0)
     synops: dict[str, np.ndarray] = field(default_factory=dict)  # neuron -> (T, N) Σ k·fan-out
     event_synops: dict[str, np.ndarray] = field(default_factory=dict)
@@ -107,8 +111,19 @@ def run_int_neuron(op: int_ir.IntBurstNeuron, current: np.ndarray, T: int, fanou
     theta = np.asarray(op.threshold, np.float64).reshape(shape)
     drive = current + np.asarray(op.bias, np.float64).reshape(shape)  # float64, exact integers
     v = np.broadcast_to(np.asarray(op.v_init, np.float64), current.shape[1:]).copy()
-    k = burst_loop(drive, v, theta, op.max_spikes, T)
+    k = burst_loop(drive, v, theta, op.max_spikes, T, bool(op.signed))
     return k.astype(np.float32), counts(k, fanout)
+
+
+def run_int_maxpool(op: int_ir.IntMaxPool, x: np.ndarray) -> np.ndarray:
+    """Payloads or currents x (T', N, C, H, W), exact integers in a float
+    array -> the pooled values, by runtime_sim.maxpool (the one place its
+    arithmetic lives; the Lava process calls its Stream).  Exact: a max picks
+    one of the integers, `running` sums them in float64 (cumsum below 2^53)
+    and its differences M(t) - M(t-1) are integers no larger in magnitude
+    than the input bound."""
+    geo = maxpool.PoolGeometry.of(op, x.shape[-2:])
+    return maxpool.run(x, geo, op.how)
 
 
 def _route(op, xs: list[np.ndarray]) -> np.ndarray:
@@ -156,6 +171,9 @@ def _run_batch(g, x, T, fanout, record, hook, new_ops) -> IntResult:
     inp = g.input.op
     bound = {g.input.name: max(abs(inp.lo), abs(inp.hi))}  # max |payload| per edge
     res = IntResult(readout=np.empty(0))
+    # what a payload edge carries: "input" (graded input), "spikes" or "mixed" (a Concat of
+    # both); currents are not listed
+    kind = {g.input.name: "input"} | {n.name: "spikes" for n in g.nodes if isinstance(n.op, int_ir.IntBurstNeuron)}
 
     def run_node(node: ir.Node, ins: list[np.ndarray]) -> np.ndarray:
         op = node.op
@@ -163,9 +181,9 @@ def _run_batch(g, x, T, fanout, record, hook, new_ops) -> IntResult:
             op = new_ops.get(node.name, op)
             if hook is not None:
                 op = new_ops[node.name] = hook(node, ins[0])
-            k, counts = run_int_neuron(op, ins[0], T, fanout.get(node.name))
+            k, stats = run_int_neuron(op, ins[0], T, fanout.get(node.name))
             bound[node.name] = op.max_spikes
-            for key, arr in counts.items():
+            for key, arr in stats.items():
                 getattr(res, key)[node.name] = arr
             if record:
                 res.payloads[node.name] = k.astype(np.int64)
@@ -174,6 +192,23 @@ def _run_batch(g, x, T, fanout, record, hook, new_ops) -> IntResult:
             value, bound[node.name] = (_dense if isinstance(op, int_ir.IntDense) else _conv)(
                 op, ins[0], bound[node.inputs[0]])
             return value
+        if isinstance(op, int_ir.IntMaxPool):
+            p = run_int_maxpool(op, ins[0])
+            bound[node.name] = bound[node.inputs[0]]  # a max (or a running max's step) of the inputs
+            src = kind.get(node.inputs[0])
+            if src is not None:  # over payloads (else over currents, between a synapse and its neurons)
+                kind[node.name] = src
+                pay = np.broadcast_to(p, (T,) + p.shape[1:])
+                if src == "spikes":  # pooled spikes are sent on like a neuron layer's: counted as such
+                    for key, arr in counts(pay, fanout.get(node.name)).items():
+                        getattr(res, key)[node.name] = arr
+                if record:
+                    res.payloads[node.name] = pay.astype(np.int64)
+            return p
+        if isinstance(op, (ir.Flatten, ir.Reshape, ir.Concat, int_ir.Delay, ir.Identity)):
+            srcs = {kind.get(i) for i in node.inputs}
+            if None not in srcs:
+                kind[node.name] = srcs.pop() if len(srcs) == 1 else "mixed"
         ins = [v if v.dtype == np.float64 or not isinstance(op, ir.Add) else v.astype(np.float64) for v in ins]
         bound[node.name] = (sum if isinstance(op, ir.Add) else max)(bound.get(s, 0) for s in node.inputs)
         return _route(op, ins)

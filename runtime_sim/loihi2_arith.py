@@ -75,10 +75,11 @@ def wrap(a: np.ndarray, bits: int = WRAP_BITS_CONV) -> np.ndarray:
     return ((a + half) & ((1 << bits) - 1)) - half
 
 
-def burst_step(v: np.ndarray, drive: np.ndarray, threshold: np.ndarray, max_spikes: int):
+def burst_step(v: np.ndarray, drive: np.ndarray, threshold: np.ndarray, max_spikes: int, signed: bool = False):
     """adacal's BurstIF neuron, one step, in place on v (int64):
-    v += drive; k = clamp(floor(v / threshold), 0, max_spikes); v -= k * threshold."""
+    v += drive; k = clamp(floor(v / threshold), lo, max_spikes); v -= k * threshold,
+    lo = -max_spikes for a signed neuron, else 0."""
     v += drive
-    k = np.clip(np.floor_divide(v, threshold), 0, max_spikes)
+    k = np.clip(np.floor_divide(v, threshold), -max_spikes if signed else 0, max_spikes)
     v -= k * threshold
     return k

@@ -35,7 +35,8 @@ T, PHI = 8, 4
 # ===========================================================================
 def latencies(g: ir.Graph) -> dict[str, int]:
     """Hardware latency of every node from the graph alone: one step per
-    synapse, `steps` per Delay, none for neurons and payload routing.  Asserts
+    synapse, `steps` per Delay, none for neurons, max pools and payload
+    routing.  Asserts
     that both inputs of every Add (and all of a Concat) arrive at the same step
     and that each synapse / neuron records its latency as `depth`."""
     lat = {g.input.name: 0}
@@ -50,7 +51,7 @@ def latencies(g: ir.Graph) -> dict[str, int]:
             lat[n.name] = ins[0] + op.steps
         else:
             lat[n.name] = max(ins)
-        if isinstance(op, (int_ir.IntDense, int_ir.IntConv, int_ir.IntBurstNeuron)):
+        if isinstance(op, (int_ir.IntDense, int_ir.IntConv, int_ir.IntBurstNeuron, int_ir.IntMaxPool)):
             assert op.depth == lat[n.name], f"'{n.name}': depth {op.depth}, path latency {lat[n.name]}"
     return lat
 
@@ -62,7 +63,7 @@ def check_formats(low: Loihi2Lowering) -> None:
     for n in g.nodes[1:]:
         op = n.op
         assert isinstance(op, (int_ir.IntDense, int_ir.IntConv, int_ir.IntBurstNeuron, int_ir.Delay, ir.Add,
-                               ir.Flatten, ir.Reshape, ir.Concat)), n.kind
+                               ir.Flatten, ir.Reshape, ir.Concat, int_ir.IntMaxPool)), n.kind
         if isinstance(op, int_ir.IntDense):
             w = np.asarray(op.weight)
             assert np.issubdtype(w.dtype, np.integer)

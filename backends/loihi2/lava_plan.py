@@ -2,10 +2,11 @@
 Lava import.
 
 ``plan_lava(g)`` walks the integer graph (adacal.int_ir) once and returns a
-``LavaPlan``: the payload populations (graph input and neuron layers) with
-their Lava latency and layout, the synapse processes (one per synapse node,
-split per Concat part), the readout, and the identity-relay chains that delay
-payloads for Conv readers.  lava_run.py builds and runs it.  How the integer
+``LavaPlan``: the payload populations (graph input, neuron layers and max
+pools over payloads) with their Lava latency and layout, the synapse
+processes (one per synapse node, split per Concat part), the max pools over
+currents (between a Conv and its neurons), the readout, and the
+identity-relay chains that delay payloads for Conv readers.  lava_run.py builds and runs it.  How the integer
 ops map onto Lava processes, the timing and the layouts are described in
 docs/loihi2.md ("Running on Lava").
 """
@@ -18,6 +19,7 @@ import numpy as np
 
 from adacal import int_ir, ir
 from adacal.backends.loihi2 import lava_arith as la
+from adacal.runtime_sim.maxpool import REALISATIONS, PoolGeometry
 
 __all__ = ["plan_lava", "LavaPlan"]
 
@@ -33,16 +35,20 @@ READOUT = "__readout__"  # target name of the readout sink
 # ---------------------------------------------------------------------------
 @dataclass
 class _Pop:
-    """A payload population: the graph input or one neuron layer."""
+    """A payload population: the graph input, one neuron layer or one max
+    pool over payloads."""
     name: str
     shape: tuple  # PyTorch per-sample shape
     latency: int
     max_abs: int  # largest |payload|
     is_input: bool = False
-    fixed: bool = False  # layout forced by a Conv writing into it
+    fixed: bool = False  # layout forced by a Conv (or max pool) writing into it
     lava_shape: tuple | None = None
     lava_index: np.ndarray | None = None  # PyTorch-shaped: Lava flat index
     requested_by: str | None = None
+    pool_src: str | None = None  # a max pool's: the population it reads
+    pool_request: tuple | None = None  # (lava_shape, lava_index) it needs of pool_src
+    pool_node: str | None = None  # a max pool's: the IntMaxPool node it is (a channel part of)
 
     def to_lava(self, a: np.ndarray) -> np.ndarray:
         """(..., *shape) PyTorch layout -> (..., *lava_shape)."""
@@ -96,6 +102,19 @@ class _Synapse:
 
 
 @dataclass
+class _CurrentPool:
+    """A max pool over synaptic currents, between Conv synapses and the
+    neurons they feed: the Convs' a_out into its s_in, its s_out into the
+    neurons' a_in.  It sends in the step it receives."""
+    node: ir.Node
+    terms: list  # the synapses summed into its s_in
+    latency: int
+    in_pop: _Pop  # shape and (W, H, C) layout of its input
+    targets: list = field(default_factory=list)
+    bound: int = 0  # worst-case |current| it sends
+
+
+@dataclass
 class LavaPlan:
     """What run_lava builds: populations, synapse parts, latencies, layouts."""
     pops: dict
@@ -105,11 +124,16 @@ class LavaPlan:
     readout_pop: _Pop  # layout/shape/latency holder of the readout
     relays: dict  # population -> number of relay stages needed
     max_latency: int
+    pools: list = field(default_factory=list)  # max pools over payloads (populations), graph order
+    #: IntMaxPool node over payloads -> its populations (one per population it reads, in channel order)
+    pool_parts: dict = field(default_factory=dict)
+    current_pools: dict = field(default_factory=dict)  # max pools over currents: name -> _CurrentPool
 
     @property
     def latency(self) -> dict:
         out = {n: p.latency for n, p in self.pops.items()}
         out.update({n: s.latency for n, s in self.synapses.items()})
+        out.update({n: c.latency for n, c in self.current_pools.items()})
         return out
 
 
@@ -210,8 +234,8 @@ def _conv_blocks(name: str, r: _Route, pop_ids: list, pops: dict) -> list[tuple]
         blk = slice(c, c + cp)
         if (cp * h * wd != n_pop or c + cp > cin or not (r.src[blk] == s_).all() or not (r.dly[blk] == d).all()
                 or len(np.unique(r.idx[blk])) != n_pop):
-            raise ValueError(f"{name}: a Conv input must be whole populations concatenated along channels; "
-                             f"channel {c} ({pop_ids[s_]}, delay {d}) does not start one")
+            raise ValueError(f"{name}: a Conv (or max-pool) input must be whole populations concatenated along "
+                             f"channels; channel {c} ({pop_ids[s_]}, delay {d}) does not start one")
         blocks.append((s_, d, c, c + cp))
         c += cp
     return blocks
@@ -297,30 +321,44 @@ class _Walk:
                              np.zeros(inp.shape, np.int64))}
         self.synapses: dict[str, _Synapse] = {}
         self.neurons: list[str] = []
+        self.pools: list[str] = []
+        self.pool_parts: dict[str, list[str]] = {}
+        self.current_pools: dict[str, _CurrentPool] = {}
+
+    def current(self, name: str):
+        """The synapse or max pool over currents sending current `name`."""
+        return self.current_pools[name] if name in self.current_pools else self.synapses[name]
 
     def route_of(self, name: str, user: str) -> _Route:
         if name in self.routes:
             return self.routes[name]
-        raise ValueError(f"{user}: input {name!r} is not a payload (input, neuron, Delay, "
+        raise ValueError(f"{user}: input {name!r} is not a payload (input, neuron, max pool, Delay, "
                          "Flatten, Reshape or Concat)")
 
-    def new_pop_route(self, name: str) -> None:
+    def new_pop_route(self, name: str, shape: tuple | None = None) -> _Route:
+        """Register population `name` (of the node's shape unless given) and
+        its route: every element from it, in order, without delay."""
         pid = len(self.pop_ids)
         self.pop_ids.append(name)
-        shape = tuple(self.nodes[name].shape)
+        shape = tuple(self.nodes[name].shape) if shape is None else tuple(shape)
         n = int(np.prod(shape))
         self.routes[name] = _Route(np.full(shape, pid), np.arange(n).reshape(shape), np.zeros(shape, np.int64))
+        return self.routes[name]
 
-    def synapse_terms(self, name: str, user: str) -> list[str]:
+    def synapse_terms(self, name: str, user: str, pools: bool = False) -> list[str]:
+        """The synapses (and, with pools=True, max pools over currents) whose
+        currents arrive summed as `name`."""
         node = self.nodes.get(name)
         if node is None:
             raise ValueError(f"{user}: unknown input {name!r}")
         if isinstance(node.op, (int_ir.IntDense, int_ir.IntConv)):
             return [name]
+        if pools and name in self.current_pools:
+            return [name]
         if isinstance(node.op, ir.Add):
-            return [t for i in node.inputs for t in self.synapse_terms(i, user)]
+            return [t for i in node.inputs for t in self.synapse_terms(i, user, pools)]
         raise ValueError(f"{user}: input {name!r} ({node.kind}) is not a synaptic current "
-                         "(IntDense, IntConv or an Add of them)")
+                         "(IntDense, IntConv" + (", a MaxPool of them" if pools else "") + " or an Add of them)")
 
     def visit(self, node: ir.Node) -> None:
         op, name = node.op, node.name
@@ -335,6 +373,8 @@ class _Walk:
                 self.synapse_terms(i, name)  # validates
         elif isinstance(op, int_ir.IntBurstNeuron):
             self.neuron(node)
+        elif isinstance(op, int_ir.IntMaxPool):
+            self.max_pool(node)
         elif isinstance(op, int_ir.GradedInput):
             raise ValueError(f"{name}: only nodes[0] may be a GradedInput")
         else:
@@ -374,35 +414,107 @@ class _Walk:
         r = self.route_of(node.inputs[0], name)
         self.synapses[name] = _plan_synapse(node, r, self.pop_ids, self.pops, self.strict)
 
-    def neuron(self, node: ir.Node) -> None:
-        op, name, shape = node.op, node.name, tuple(node.shape)
-        synapses = self.synapses
-        if len(node.inputs) != 1:
-            raise ValueError(f"{name}: a neuron takes one (current) input")
-        terms = self.synapse_terms(node.inputs[0], name)
-        lats = {synapses[t].latency for t in terms}
+    def arrival(self, name: str, terms: list[str], depth: int) -> int:
+        """The one Lava step the currents `terms` arrive at (checked against depth)."""
+        lats = {self.current(t).latency for t in terms}
         if len(lats) != 1:
             raise ValueError(f"{name}: unbalanced inputs, synapse latencies "
-                             f"{ {t: synapses[t].latency for t in terms} } (add Delay ops)")
+                             f"{ {t: self.current(t).latency for t in terms} } (add Delay ops)")
         lat = lats.pop()
-        if self.check_depth and int(op.depth) != lat:
-            raise ValueError(f"{name}: depth={op.depth} but its inputs arrive after {lat} Lava steps")
+        if self.check_depth and int(depth) != lat:
+            raise ValueError(f"{name}: depth={depth} but its inputs arrive after {lat} Lava steps")
+        return lat
+
+    def neuron(self, node: ir.Node) -> None:
+        op, name, shape = node.op, node.name, tuple(node.shape)
+        if len(node.inputs) != 1:
+            raise ValueError(f"{name}: a neuron takes one (current) input")
+        terms = self.synapse_terms(node.inputs[0], name, pools=True)
+        lat = self.arrival(name, terms, op.depth)
         for t in terms:
-            if tuple(synapses[t].node.shape) != shape:
-                raise ValueError(f"{name}: shape {shape} but synapse {t} gives {synapses[t].node.shape}")
-            synapses[t].targets.append(name)
+            src = self.current(t)
+            if tuple(src.node.shape) != shape:
+                raise ValueError(f"{name}: shape {shape} but synapse {t} gives {src.node.shape}")
+            src.targets.append(name)
         th = as_int(op.threshold, "threshold", name)
         if th.size and th.min() <= 0:
             raise ValueError(f"{name}: thresholds must be > 0")
         self.pops[name] = _Pop(name, shape, lat, int(op.max_spikes))
         self.neurons.append(name)
         self.new_pop_route(name)
-        if any(isinstance(synapses[t].node.op, int_ir.IntConv) for t in terms):
+        if any(isinstance(self.current(t).node.op, (int_ir.IntConv, int_ir.IntMaxPool)) for t in terms):
             self.pops[name].fixed = True
         # int32 headroom of the InPort sum
-        bound = sum(synapses[t].bound for t in terms)
+        bound = sum(self.current(t).bound for t in terms)
         _check(False, bound < I32, f"{name}: the summed input current may exceed int32 "
                f"(bound {bound}); Lava's InPort sum would wrap")
+
+    def max_pool(self, node: ir.Node) -> None:
+        """A max pool over payloads (a population of its own) or over the
+        currents of Conv synapses (between them and their neurons)."""
+        op, name = node.op, node.name
+        if len(node.inputs) != 1:
+            raise ValueError(f"{name}: a max pool takes one input")
+        if op.how not in REALISATIONS:
+            raise ValueError(f"{name}: unknown max-pool realisation {op.how!r}")
+        in_shape = tuple(self.nodes[node.inputs[0]].shape)
+        geo = PoolGeometry.of(op, in_shape[1:])
+        if len(in_shape) != 3 or len(node.shape) != 3 or \
+                tuple(node.shape) != (in_shape[0],) + geo.out_size(in_shape[1:]):
+            raise ValueError(f"{name}: a max pool of {geo} over {in_shape} does not give {tuple(node.shape)}")
+        if node.inputs[0] in self.routes:
+            self.payload_pool(node, self.routes[node.inputs[0]])
+        else:
+            self.current_pool(node)
+
+    def payload_pool(self, node: ir.Node, r: _Route) -> None:
+        """One MaxPool process per population the pool reads (a channel Concat
+        of populations is pooled part by part: a max pool is per channel),
+        each reading its whole population, without a Delay, in the (W, H, C)
+        order of the part's shape; each is a population of its own, and the
+        node's payload is their channel Concat."""
+        name = node.name
+        if r.dly.any():
+            raise ValueError(f"{name}: a max pool cannot read its input through a Delay")
+        blocks = _conv_blocks(name, r, self.pop_ids, self.pops)
+        lats = {self.pops[self.pop_ids[s_]].latency for s_, _, _, _ in blocks}
+        if len(lats) != 1:
+            raise ValueError(f"{name}: its input parts arrive at different steps (unbalanced Concat)")
+        lat = lats.pop()
+        if self.check_depth and int(node.op.depth) != lat:
+            raise ValueError(f"{name}: depth={node.op.depth} but its input arrives after {lat} Lava steps")
+        _, h, w = r.src.shape
+        out_hw = tuple(node.shape[1:])
+        routes = []
+        for s_, _, c0, c1 in blocks:
+            src = self.pops[self.pop_ids[s_]]
+            part = name if len(blocks) == 1 else f"{name}[{c0}:{c1}]"
+            req_shape, dflt = default_layout((c1 - c0, h, w))
+            req_index = np.empty(int(np.prod(src.shape)), np.int64)
+            req_index[r.idx[c0:c1].ravel()] = dflt.ravel()
+            self.pops[part] = _Pop(part, (c1 - c0,) + out_hw, lat, src.max_abs, fixed=True, pool_src=src.name,
+                                   pool_request=(req_shape, req_index.reshape(src.shape)), pool_node=name)
+            self.pools.append(part)
+            routes.append(self.new_pop_route(part, (c1 - c0,) + out_hw))
+        self.pool_parts[name] = [p.name for p in self.pops.values() if p.pool_node == name]
+        self.routes[name] = _Route(*(np.concatenate([getattr(rt, f) for rt in routes], axis=0)
+                                     for f in ("src", "idx", "dly")))
+
+    def current_pool(self, node: ir.Node) -> None:
+        name = node.name
+        terms = self.synapse_terms(node.inputs[0], name)
+        for t in terms:
+            if not isinstance(self.synapses[t].node.op, int_ir.IntConv):
+                raise ValueError(f"{name}: a max pool over currents reads Conv synapses only, not {t}")
+            self.synapses[t].targets.append(name)
+        lat = self.arrival(name, terms, node.op.depth)
+        in_shape = tuple(self.nodes[node.inputs[0]].shape)
+        in_pop = _Pop(f"{name}.s_in", in_shape, lat, 0, fixed=True)
+        in_pop.lava_shape, in_pop.lava_index = default_layout(in_shape)
+        bound = sum(self.synapses[t].bound for t in terms)
+        _check(False, bound < I32, f"{name}: the summed input current may exceed int32 "
+               f"(bound {bound}); Lava's InPort sum would wrap")
+        self.current_pools[name] = _CurrentPool(node, terms, lat, in_pop, bound=bound)
 
 
 # ---------------------------------------------------------------------------
@@ -422,24 +534,30 @@ def _plan_readout(g: ir.Graph, walk: _Walk) -> tuple[list[str], _Pop]:
     return readout, readout_pop
 
 
+def _request(pop: _Pop, req_shape: tuple, req_index: np.ndarray, by: str) -> None:
+    """A reader (Conv, max pool) needs population pop in this Lava layout."""
+    if pop.lava_shape is None:
+        pop.lava_shape, pop.lava_index, pop.requested_by = req_shape, req_index, by
+    elif pop.lava_shape != req_shape or not np.array_equal(pop.lava_index, req_index):
+        raise ValueError(f"{by}: needs population {pop.name} in Lava layout {req_shape} "
+                         f"but {pop.requested_by} needs {pop.lava_shape} (layout conflict)")
+
+
 def _assign_layouts(pops: dict, synapses: dict, readout_pop: _Pop) -> None:
-    """Conv writers fix the default layout, Conv readers request one, the rest is flat."""
+    """Conv and max-pool writers fix the default layout, Conv and max-pool
+    readers request one, the rest is flat."""
     for pop in list(pops.values()) + [readout_pop]:
         if pop.fixed:
             pop.lava_shape, pop.lava_index = default_layout(pop.shape)
-            pop.requested_by = "a Conv writing into it"
+            pop.requested_by = "a max pool writing it" if pop.pool_src else "a Conv writing into it"
+    for pop in list(pops.values()):
+        if pop.pool_src is not None:
+            _request(pops[pop.pool_src], *pop.pool_request, pop.name)
     for syn in synapses.values():
         for part in syn.parts:
             if part.kind != "conv":
                 continue
-            pop = pops[part.src]
-            req_shape, req_index = part.params.pop("request")
-            if pop.lava_shape is None:
-                pop.lava_shape, pop.lava_index, pop.requested_by = req_shape, req_index, syn.node.name
-            elif pop.lava_shape != req_shape or not np.array_equal(pop.lava_index, req_index):
-                raise ValueError(
-                    f"{syn.node.name}: needs population {part.src} in Lava layout {req_shape} "
-                    f"but {pop.requested_by} needs {pop.lava_shape} (layout conflict)")
+            _request(pops[part.src], *part.params.pop("request"), syn.node.name)
     for pop in list(pops.values()) + [readout_pop]:
         if pop.lava_shape is None:  # no Conv writes or reads it: flat, no virtual ports
             n = int(np.prod(pop.shape))
@@ -456,10 +574,18 @@ def _dense_columns_in_lava_order(pops: dict, synapses: dict) -> None:
                 part.weight = w
 
 
-def _output_layouts(pops: dict, synapses: dict, readout_pop: _Pop) -> None:
+def _output_layouts(pops: dict, synapses: dict, readout_pop: _Pop, current_pools: dict) -> None:
     """Every target of a synapse must share its layout."""
+    def target(t):
+        return readout_pop if t == READOUT else current_pools[t].in_pop if t in current_pools else pops[t]
+
+    for cp in current_pools.values():  # its (W, H, C) output into neurons of the default layout
+        exp_shape, exp_index = default_layout(tuple(cp.node.shape))
+        for t in cp.targets:
+            if pops[t].lava_shape != exp_shape or not np.array_equal(pops[t].lava_index, exp_index):
+                raise ValueError(f"{cp.node.name}: max pool output layout mismatch with {t}")
     for syn in synapses.values():
-        layouts = [(readout_pop if t == READOUT else pops[t]) for t in syn.targets]
+        layouts = [target(t) for t in syn.targets]
         for tgt in layouts[1:]:
             if not tgt.same_layout(layouts[0]):
                 raise ValueError(f"{syn.node.name}: feeds populations with different Lava layouts")
@@ -492,7 +618,8 @@ def plan_lava(g: ir.Graph, *, check_depth: bool = True, strict: bool = True) -> 
     readout, readout_pop = _plan_readout(g, walk)
     _assign_layouts(pops, synapses, readout_pop)
     _dense_columns_in_lava_order(pops, synapses)
-    _output_layouts(pops, synapses, readout_pop)
+    _output_layouts(pops, synapses, readout_pop, walk.current_pools)
     relays = _relays(pops, synapses)
     max_lat = max([p.latency for p in pops.values()] + [readout_pop.latency])
-    return LavaPlan(pops, synapses, walk.neurons, readout, readout_pop, relays, max_lat)
+    return LavaPlan(pops, synapses, walk.neurons, readout, readout_pop, relays, max_lat, walk.pools,
+                    walk.pool_parts, walk.current_pools)

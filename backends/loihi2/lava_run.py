@@ -36,8 +36,10 @@ def _lava() -> types.SimpleNamespace:
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
     from adacal.backends.loihi2.burst_if.process import BurstIF
+    from adacal.backends.loihi2.max_pool.process import MaxPool
     return types.SimpleNamespace(RunSteps=RunSteps, Conv=Conv, DelayDense=DelayDense, Dense=Dense, Sink=Sink,
-                                 Source=Source, BurstIF=BurstIF, run_config=lava_fixed_pt_run_config)
+                                 Source=Source, BurstIF=BurstIF, MaxPool=MaxPool,
+                                 run_config=lava_fixed_pt_run_config)
 
 
 def _sign_mode_enum(mode: str):
@@ -63,7 +65,7 @@ def _per_channel(a, shape, what, name) -> np.ndarray:
 @dataclass
 class _Build:
     """The Lava processes of one plan, created in order (source, neurons,
-    relays, readout sink, synapses, recording sinks)."""
+    max pools, relays, readout sink, synapses, recording sinks)."""
     plan: LavaPlan
     lv: types.SimpleNamespace
     period: int  # Lava steps per sample
@@ -97,8 +99,33 @@ class _Build:
             self.procs[name] = self.lv.BurstIF(shape=pop.lava_shape, threshold=pop.to_lava(th),
                                                bias=pop.to_lava(bias), v_init=pop.to_lava(v0),
                                                max_spikes=int(op.max_spikes), hold=pop.latency,
-                                               period=self.period, name=name)
+                                               period=self.period, signed=bool(op.signed), name=name)
             self.n_procs += 1
+
+    def _max_pool(self, op, name: str, in_shape: tuple, hold: int):
+        """A MaxPool process on a (W, H, C) input; like a neuron it is held
+        for its first `hold` steps of every period (docs/loihi2.md, "Max pooling")."""
+        self.n_procs += 1
+        return self.lv.MaxPool(shape=in_shape, kernel=op.kernel, stride=op.stride, padding=op.padding,
+                               dilation=op.dilation, ceil_mode=bool(op.ceil_mode), how=op.how, hold=hold,
+                               period=self.period, name=name)
+
+    def pools(self, nodes: dict) -> None:
+        """Max pools over payloads (each reads one population), then max pools
+        over currents (connected to their neurons; their Convs connect in
+        synapses())."""
+        for name in self.plan.pools:
+            pop = self.plan.pops[name]
+            src = self.plan.pops[pop.pool_src]
+            self.procs[name] = self._max_pool(nodes[pop.pool_node].op, name, src.lava_shape, pop.latency)
+            if self.procs[name].out_shape != pop.lava_shape:  # cannot happen: plan and process share PoolGeometry
+                raise ValueError(f"{name}: MaxPool gives {self.procs[name].out_shape}, plan says {pop.lava_shape}")
+        for name in self.plan.pools:
+            self.procs[self.plan.pops[name].pool_src].s_out.connect(self.procs[name].s_in)
+        for name, cp in self.plan.current_pools.items():
+            self.procs[name] = self._max_pool(cp.node.op, name, cp.in_pop.lava_shape, cp.latency)
+            for tgt in cp.targets:
+                self.procs[name].s_out.connect(self.procs[tgt].a_in)
 
     def relays(self) -> None:
         """Identity relay chains (payload delay for Conv readers): depthwise
@@ -159,11 +186,13 @@ class _Build:
                                   else self.conv_part(sname, part))
                 self.n_procs += 1
             for tgt in syn.targets:
+                port = (self.sink_out.a_in if tgt == READOUT else self.procs[tgt].s_in
+                        if tgt in self.plan.current_pools else self.procs[tgt].a_in)
                 for a_out in lava_parts:
-                    a_out.connect(self.sink_out.a_in if tgt == READOUT else self.procs[tgt].a_in)
+                    a_out.connect(port)
 
     def recording_sinks(self) -> None:
-        for name in self.plan.neurons:
+        for name in self.plan.neurons + self.plan.pools:
             self.sinks[name] = self.lv.Sink(shape=self.plan.pops[name].lava_shape, buffer=self.steps)
             self.procs[name].s_out.connect(self.sinks[name].a_in)
             self.n_procs += 1
@@ -211,6 +240,7 @@ def _build(g: ir.Graph, plan: LavaPlan, payload_in: np.ndarray, T: int, P: int, 
     nodes = {n.name: n for n in g.nodes}
     b.source(g.nodes[0].name, payload_in, T)
     b.neurons(nodes)
+    b.pools(nodes)
     b.relays()
     b.readout_sink()
     b.synapses()
@@ -225,12 +255,12 @@ def run_lava(g: ir.Graph, x: np.ndarray, T: int, *, record: bool = True,
 
     x: float array (N, *input_shape), quantised with nodes[0]'s GradedInput;
     the payload is presented at lock-step steps 1..T.  Returns
-    ``{"payloads": {neuron: int64 (T, N, *shape)}, "readout": int64
+    ``{"payloads": {neuron or max pool over payloads: int64 (T, N, *shape)}, "readout": int64
     (T, N, *out_shape), "seconds": total wall time, "timing": {...},
     "latency": {node: Lava latency}, "period": Lava steps per sample,
     "lava_steps": total steps, "processes": number of Lava processes}``,
     all in lock-step time (Lava step t + latency -> step t).
-    record=False skips the per-neuron sinks (payloads is then empty; reading
+    record=False skips the per-neuron (and per-pool) sinks (payloads is then empty; reading
     a sink costs one Lava message per element and step, the dominant cost
     for feature maps).  check_depth: each neuron's ``depth`` must equal its
     Lava latency.  strict: refuse (ValueError) a Dense split over Concat
@@ -261,6 +291,9 @@ def run_lava(g: ir.Graph, x: np.ndarray, T: int, *, record: bool = True,
     got, t_ran = _execute(b, n_samples, progress)
     t_read = time.perf_counter()
     payloads = {name: _lockstep(got[name], plan.pops[name], n_samples, P, T) for name in b.sinks}
+    for name, parts in plan.pool_parts.items():  # a max pool over a channel Concat: one population per part
+        if parts != [name] and all(p in payloads for p in parts):
+            payloads[name] = np.concatenate([payloads.pop(p) for p in parts], axis=2)
     readout = _lockstep(got[READOUT], plan.readout_pop, n_samples, P, T)
     t_end = time.perf_counter()
     return {

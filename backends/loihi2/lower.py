@@ -3,9 +3,11 @@
 ``lower_loihi2`` runs four stages: the 8-bit input quantiser, membrane scales
 per neuron channel (from the weight formats), the readout scale, and the
 emission of the integer graph with depths and Delay nodes.  ``calibrate_int``
-then corrects the integer biases through the bit-accurate simulator.  Pooling
-must have been folded first (passes/fold_pooling.py).  The design (scales,
-formats, latency balancing) is described in docs/loihi2.md.
+then corrects the integer biases through the bit-accurate simulator.  Average
+pooling must have been folded first (passes/fold_pooling.py); max pools over
+spikes (ir.SpikingMaxPool) and max pools hoisted between a synapse and its
+neurons become IntMaxPool nodes.  The design (scales, formats, latency
+balancing, max pooling) is described in docs/loihi2.md.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import numpy as np
 
 from adacal import int_ir, ir
 from adacal.errors import UnsupportedError
+from adacal.runtime_sim.maxpool import PoolGeometry
 
 CONV_MAX = 127  # Lava's Conv applies no exponent: 8-bit weights
 DENSE_MAX = 254  # even 8-bit mixed-sign weights survive PyDenseModelBitAcc's LSB drop
@@ -70,7 +73,24 @@ def _payload_scales(g: ir.Graph, inp: int_ir.GradedInput) -> dict[str, np.ndarra
             sig[n.name] = sig[n.inputs[0]].reshape(n.shape)
         elif isinstance(op, ir.Concat):
             sig[n.name] = np.concatenate([sig[i] for i in n.inputs], axis=op.axis)
+        elif isinstance(op, ir.SpikingMaxPool):
+            sig[n.name] = _pooled_scale(n, sig[n.inputs[0]])
+        elif isinstance(op, CURRENT_POOLS) and not _is_current_pool(g, n):
+            raise _stray_pool(n)
     return sig
+
+
+def _pooled_scale(n: ir.Node, s_in: np.ndarray) -> np.ndarray:
+    """A max pool's payload units: its input's, one per channel.  A max of
+    payloads in different units would not be the max of the values."""
+    if s_in.ndim != 3 or len(n.shape) != 3:
+        raise UnsupportedError(f"max pool '{n.name}' reads a payload of shape {s_in.shape}; Loihi 2 lowering "
+                               "expects a (C, H, W) feature map")
+    per_c = s_in.reshape(s_in.shape[0], -1)
+    if not np.all(per_c == per_c[:, :1]):
+        raise UnsupportedError(f"max pool '{n.name}': the payload units of its input vary within a channel, "
+                               "so the max of the payloads is not the max of the values")
+    return np.broadcast_to(per_c[:, 0].reshape(-1, 1, 1), n.shape).astype(np.float64)
 
 
 def _column_scale(sig: np.ndarray, op) -> np.ndarray:
@@ -90,15 +110,50 @@ def _scaled_weight(op, sig_cols: np.ndarray) -> np.ndarray:
     return w * sig_cols[idx][:, :, None, None]
 
 
-def _synapses(g: ir.Graph, neuron: ir.Node) -> list[str]:
-    """Names of the conv/dense nodes or payload skips feeding a neuron."""
+CURRENT_POOLS = (ir.MaxPool, ir.GlobalMaxPool)
+
+
+def _feed(g: ir.Graph, neuron: ir.Node) -> tuple[ir.Node, ir.Node | None]:
+    """(the conv/dense or Add whose current drives a neuron, the max pool
+    hoisted between them or None)."""
     src = g.node(neuron.inputs[0])
+    if isinstance(src.op, CURRENT_POOLS):
+        return g.node(src.inputs[0]), src
+    return src, None
+
+
+def _synapses(g: ir.Graph, neuron: ir.Node) -> list[str]:
+    """Names of the conv/dense nodes or payload skips feeding a neuron
+    (through a max pool hoisted before it, if there is one)."""
+    src, pool = _feed(g, neuron)
     if isinstance(src.op, ir.Add):
         return list(src.inputs)
     if isinstance(src.op, ir.LINEAR_LAYERS):
         return [src.name]
-    raise UnsupportedError(f"neuron '{neuron.name}' is fed by {src.kind} '{src.name}'; hardware lowering expects "
-                           "a conv/dense (or a residual Add of them) right before each neuron")
+    via = f" through {pool.kind} '{pool.name}'" if pool is not None else ""
+    raise UnsupportedError(f"neuron '{neuron.name}' is fed by {src.kind} '{src.name}'{via}; hardware lowering "
+                           "expects a conv/dense (or a residual Add of them) right before each neuron")
+
+
+def _is_current_pool(g: ir.Graph, n: ir.Node) -> bool:
+    """A (hoisted) max pool between a synapse (or a residual Add) and the
+    neurons it feeds: it pools currents."""
+    cons = g.consumers(n.name)
+    return (isinstance(n.op, CURRENT_POOLS) and n.name != g.output and len(cons) == 1
+            and isinstance(cons[0].op, ir.BurstNeuron)
+            and isinstance(g.node(n.inputs[0]).op, ir.LINEAR_LAYERS + (ir.Add,)))
+
+
+def _stray_pool(n: ir.Node) -> UnsupportedError:
+    return UnsupportedError(f"{n.kind} '{n.name}' cannot be lowered to Loihi 2: a max pool must pool spikes "
+                            "(SpikingMaxPool) or sit between a synapse and the one neuron layer it feeds")
+
+
+def _int_pool(pool, in_shape: tuple, how: str, depth: int) -> int_ir.IntMaxPool:
+    """IntMaxPool of an ir.MaxPool / ir.GlobalMaxPool over a (C, H, W) input."""
+    geo = PoolGeometry.of(pool, tuple(in_shape[1:]))
+    return int_ir.IntMaxPool(tuple(geo.kernel), tuple(geo.stride), tuple(geo.padding), tuple(geo.dilation),
+                             bool(geo.ceil_mode), how, depth)
 
 
 def _round_even(a: np.ndarray) -> np.ndarray:
@@ -236,12 +291,12 @@ class _Emitter:
                 currents.append(name)
         return currents, bias
 
-    def sum_currents(self, n: ir.Node, currents: list[str]) -> str:
+    def sum_currents(self, n: ir.Node, feed: ir.Node, currents: list[str]) -> str:
         """Chain of Adds over the currents; the last keeps the float Add's name."""
         cur = currents[0]
         for k, other in enumerate(currents[1:]):
-            add = self.snn.node(n.inputs[0]).name if k == len(currents) - 2 else f"{n.name}/sum{k}"
-            self.nodes.append(ir.Node(add, ir.Add(), (cur, other), n.shape))
+            add = feed.name if k == len(currents) - 2 else f"{n.name}/sum{k}"
+            self.nodes.append(ir.Node(add, ir.Add(), (cur, other), feed.shape))
             cur = add
         return cur
 
@@ -249,17 +304,49 @@ class _Emitter:
         op, m = n.op, self.m_of[n.name]
         d = max(self.depth[self.source(s)] for s in _synapses(self.snn, n)) + 1
         currents, bias = self.currents(n, m, d)
-        cur = self.sum_currents(n, currents)
+        feed, pool = _feed(self.snn, n)
+        cur = self.sum_currents(n, feed, currents)
+        if pool is not None:
+            # a max pool hoisted before the neurons pools their integer currents
+            # ("step": exact on the constant currents of an input-driven conv);
+            # the per-channel bias is added after the max, which is exact
+            self.nodes.append(ir.Node(pool.name, _int_pool(pool.op, feed.shape, "step", d), (cur,), pool.shape))
+            cur = pool.name
         theta_int = np.rint(op.threshold.astype(np.float64) * m).astype(np.int64)
         v0 = 0.5 * _per_channel(op.threshold, n.shape) + (0 if op.v_init is None else op.v_init)
         v0 = np.broadcast_to(v0 * _per_channel(m, n.shape), n.shape)
         neuron = int_ir.IntBurstNeuron(theta_int, np.rint(bias * m).astype(np.int64),
-                                       np.floor(v0 + 0.5).astype(np.int64), int(op.max_spikes), d)
+                                       np.floor(v0 + 0.5).astype(np.int64), int(op.max_spikes), d,
+                                       bool(op.signed))
         bound = int(theta_int.max()) * (op.max_spikes + 2) + int(np.abs(np.rint(bias * m)).max())
         if bound >= STATE_LIMIT:
             raise UnsupportedError(f"neuron '{n.name}': integer state would reach {bound}, beyond the "
                                    f"24-bit limit {STATE_LIMIT}")
         self.nodes.append(ir.Node(n.name, neuron, (cur,), n.shape))
+        self.depth[n.name] = d
+
+    def check_pool_input(self, name: str, pool: ir.Node) -> None:
+        """A max pool reads populations concatenated along channels (Lava runs
+        one max-pool process per population, a max pool being per channel); a
+        spatial Concat would put one window over several populations."""
+        node = self.snn.node(name)
+        if not isinstance(node.op, ir.Concat):
+            return
+        if node.op.axis != 0:
+            raise UnsupportedError(f"max pool '{pool.name}' reads Concat '{name}' along axis {node.op.axis}: its "
+                                   "windows would span several populations; Loihi 2 lowering pools populations "
+                                   "concatenated along channels only")
+        for i in node.inputs:
+            self.check_pool_input(i, pool)
+
+    def payload_pool(self, n: ir.Node) -> None:
+        """A max pool over payloads; it sends in the step it receives, so its
+        depth is its input's."""
+        src = n.inputs[0]
+        self.check_pool_input(src, n)
+        d = self.depth[src]
+        self.nodes.append(ir.Node(n.name, _int_pool(n.op.pool, self.snn.node(src).shape, n.op.how, d), (src,),
+                                  n.shape))
         self.depth[n.name] = d
 
     def routing(self, n: ir.Node) -> None:
@@ -284,10 +371,14 @@ def _emit(snn: ir.Graph, inp: int_ir.GradedInput, em: _Emitter, readout_m: float
             em.neuron(n)
         elif isinstance(op, (ir.Flatten, ir.Reshape, ir.Concat)):
             em.routing(n)
+        elif isinstance(op, ir.SpikingMaxPool):
+            em.payload_pool(n)
         elif n.name == snn.output:
             em.readout(n, readout_m)
-        elif isinstance(op, ir.LINEAR_LAYERS) or isinstance(op, ir.Add):
+        elif isinstance(op, ir.LINEAR_LAYERS) or isinstance(op, ir.Add) or _is_current_pool(snn, n):
             continue  # emitted with the neuron they feed
+        elif isinstance(op, CURRENT_POOLS):
+            raise _stray_pool(n)
         else:
             raise UnsupportedError(f"{n.kind} '{n.name}' cannot be lowered to Loihi 2 (fold pooling first)")
     order = {n.name: i for i, n in enumerate(em.nodes)}

@@ -16,7 +16,7 @@ VERSION = 1
 def _type_of(op) -> str:
     return {int_ir.GradedInput: "input", int_ir.IntDense: "dense", int_ir.IntConv: "conv",
             int_ir.IntBurstNeuron: "burst_if", ir.Add: "add", int_ir.Delay: "delay", ir.Flatten: "flatten",
-            ir.Reshape: "reshape", ir.Concat: "concat"}[type(op)]
+            ir.Reshape: "reshape", ir.Concat: "concat", int_ir.IntMaxPool: "max_pool"}[type(op)]
 
 
 def write_network(low: Loihi2Lowering, path) -> None:
@@ -58,7 +58,14 @@ def write_network(low: Loihi2Lowering, path) -> None:
                 nrn.create_dataset("bias", data=np.asarray(op.bias, np.int64), track_times=False)
                 nrn.create_dataset("v_init", data=np.asarray(op.v_init, np.int64), track_times=False)
                 nrn.attrs.update({"max_spikes": op.max_spikes})
+                if op.signed:  # written only when set: files of unsigned networks stay as they were
+                    nrn.attrs["signed"] = True
                 grp.attrs["depth"] = op.depth
+            elif isinstance(op, int_ir.IntMaxPool):
+                for key, v in (("kernel", op.kernel), ("stride", op.stride), ("padding_tlbr", op.padding),
+                               ("dilation", op.dilation)):
+                    grp.create_dataset(key, data=np.asarray(v, np.int64), track_times=False)
+                grp.attrs.update({"ceil_mode": bool(op.ceil_mode), "how": op.how, "depth": op.depth})
             elif isinstance(op, int_ir.Delay):
                 grp.attrs["steps"] = op.steps
             elif isinstance(op, ir.Concat):
@@ -105,7 +112,12 @@ def read_network(path) -> Loihi2Lowering:
             elif kind == "burst_if":
                 nrn = grp["neuron"]
                 op = int_ir.IntBurstNeuron(nrn["threshold"][()], nrn["bias"][()], nrn["v_init"][()],
-                                           int(nrn.attrs["max_spikes"]), int(a["depth"]))
+                                           int(nrn.attrs["max_spikes"]), int(a["depth"]),
+                                           bool(nrn.attrs.get("signed", False)))
+            elif kind == "max_pool":
+                pair = (lambda key: tuple(int(v) for v in grp[key][()]))
+                op = int_ir.IntMaxPool(pair("kernel"), pair("stride"), pair("padding_tlbr"), pair("dilation"),
+                                       bool(a["ceil_mode"]), str(a["how"]), int(a["depth"]))
             elif kind == "add":
                 op = ir.Add()
             elif kind == "delay":

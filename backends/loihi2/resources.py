@@ -2,6 +2,8 @@
 connections, cores and chips, from the per-core averages of Intel's published
 per-chip figures (docs/loihi2.md).  Conv weights are shared (stored once per
 core that hosts a part of the layer); dense weights are stored per connection.
+A max pool counts one unit (a programmable neuron) per output and one
+connection per window entry, with no stored weights.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ def _synapses_into(g: ir.Graph, neuron: ir.Node) -> list[ir.Node]:
     out, todo = [], [neuron.inputs[0]]
     while todo:
         n = g.node(todo.pop())
-        if isinstance(n.op, ir.Add):
+        if isinstance(n.op, (ir.Add, int_ir.IntMaxPool)):  # a max pool over currents: its synapses
             todo.extend(n.inputs)
         elif isinstance(n.op, (int_ir.IntConv, int_ir.IntDense)):
             out.append(n)
@@ -40,10 +42,21 @@ def _stored(n: ir.Node) -> tuple[int, int]:
     return int(w.size), int(w.size)
 
 
+def _pool_layer(n: ir.Node) -> dict:
+    units = int(np.prod(n.shape))
+    return {"name": n.name, "neurons": units, "weights_stored": 0,
+            "connections": units * int(np.prod(n.op.kernel)), "synaptic_memory_bytes": 0,
+            "cores": max(math.ceil(units / NEURONS_PER_CORE), 1)}
+
+
 def estimate(g: ir.Graph) -> dict:
     layers, total_cores = [], 0
-    targets = [n for n in g.nodes if isinstance(n.op, int_ir.IntBurstNeuron)] + [g.node(g.output)]
-    for n in targets:
+    targets = [n for n in g.nodes if isinstance(n.op, (int_ir.IntBurstNeuron, int_ir.IntMaxPool))]
+    for n in targets + [g.node(g.output)]:
+        if isinstance(n.op, int_ir.IntMaxPool):
+            layers.append(_pool_layer(n))
+            total_cores += layers[-1]["cores"]
+            continue
         syns = _synapses_into(g, n) if isinstance(n.op, int_ir.IntBurstNeuron) else [n]
         neurons = int(np.prod(n.shape)) if isinstance(n.op, int_ir.IntBurstNeuron) else 0
         stored = sum(_stored(s)[0] for s in syns)

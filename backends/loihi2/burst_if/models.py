@@ -1,7 +1,9 @@
 """Bit-accurate CPU model ('fixed_pt') of BurstIF (process.py).
 
-Per step: v += a_in + bias; k = clip(v // threshold, 0, max_spikes);
-v -= k * threshold; send k.  The state is int64, the payload int32 (as
+Per step: v += a_in + bias; k = clip(v // threshold, lo, max_spikes);
+v -= k * threshold; send k (lo = -max_spikes for a signed population, else
+0): runtime_sim/loihi2_arith.py's burst_step, the integer simulator's
+arithmetic.  The state is int64, the payload int32 (as
 PyDenseModelBitAcc's a_out, lava/proc/dense/models.py); floor_divide floors
 also for negative v, exactly the integer model.  The model follows Lava's own
 fixed-point neurons (lava/proc/lif/models.py, lava/proc/graded/models.py):
@@ -24,6 +26,7 @@ from lava.magma.core.resources import CPU  # noqa: E402
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol  # noqa: E402
 
 from adacal.backends.loihi2.burst_if.process import BurstIF  # noqa: E402
+from adacal.runtime_sim.loihi2_arith import burst_step  # noqa: E402
 
 
 @implements(proc=BurstIF, protocol=LoihiProtocol)
@@ -39,6 +42,7 @@ class PyBurstIFModelFixed(PyLoihiProcessModel):
     threshold: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     max_spikes: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+    signed: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=1)
     hold: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     period: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
 
@@ -55,8 +59,11 @@ class PyBurstIFModelFixed(PyLoihiProcessModel):
             self.v[...] = self.v_init
             self.s_out.send(np.zeros(self.v.shape, np.int32))
             return
-        v = self.v + a + self.bias
-        k = np.clip(np.floor_divide(v, self.threshold), 0, int(self.max_spikes.item()))
-        v -= k * self.threshold
-        self.v[...] = v
+        # a signed payload (k < 0) arrives intact: a channel has the sending
+        # port's type, int32 (lava/magma/compiler/builders/channel_builder.py
+        # line 148), and although Dense declares its s_in bool
+        # (lava/proc/dense/models.py line 63), PyInPortVectorDense.recv adds the
+        # message to np.zeros(shape, bool), giving int32 with the sign
+        # (lava/magma/core/model/py/ports.py line 350); docs/loihi2.md, "Signed neurons"
+        k = burst_step(self.v, a + self.bias, self.threshold, int(self.max_spikes.item()), bool(self.signed.item()))
         self.s_out.send(k.astype(np.int32))

@@ -3,7 +3,7 @@
 Per Lava time step, per neuron (all integers; model in models.py):
 
     v += a_in + bias
-    k  = clamp(floor(v / threshold), 0, max_spikes)
+    k  = clamp(floor(v / threshold), lo, max_spikes)    lo = -max_spikes if signed, else 0
     v -= k * threshold
     s_out <- k            (graded payload, same step)
 
@@ -54,27 +54,37 @@ class BurstIF(AbstractProcess):
     bias : int array broadcastable to shape (default 0)
     v_init : int array broadcastable to shape (default 0)
     max_spikes : int >= 0, spikes per step cap (per population)
+    signed : bool, a signed population: k is clamped to [-max_spikes, max_spikes]
+        (a linear, unrectified value), else to [0, max_spikes]
     hold : int >= 0, leading steps per period held in reset (see module doc)
     period : int >= 0, steps per sample when several samples run back to back
         (0 = one sample: hold only the first ``hold`` steps of the run)
     """
 
     def __init__(self, *, shape: ty.Tuple[int, ...], threshold, bias=0, v_init=0,
-                 max_spikes: int = 1, hold: int = 0, period: int = 0,
+                 max_spikes: int = 1, hold: int = 0, period: int = 0, signed: bool = False,
                  name: ty.Optional[str] = None,
                  log_config: ty.Optional[LogConfig] = None) -> None:
-        shape = tuple(int(s) for s in shape)
-        threshold = _per_neuron(threshold, shape, "threshold")
-        bias = _per_neuron(bias, shape, "bias")
-        v_init = _per_neuron(v_init, shape, "v_init")
-        if threshold.size and threshold.min() <= 0:
-            raise ValueError("BurstIF threshold must be > 0")
-        if int(max_spikes) < 0 or int(hold) < 0 or int(period) < 0:
-            raise ValueError("BurstIF max_spikes, hold and period must be >= 0")
-        if period and hold >= period:
-            raise ValueError(f"BurstIF hold ({hold}) must be < period ({period})")
+        try:
+            shape = tuple(int(s) for s in shape)
+            threshold = _per_neuron(threshold, shape, "threshold")
+            bias = _per_neuron(bias, shape, "bias")
+            v_init = _per_neuron(v_init, shape, "v_init")
+            if threshold.size and threshold.min() <= 0:
+                raise ValueError("BurstIF threshold must be > 0")
+            if int(max_spikes) < 0 or int(hold) < 0 or int(period) < 0:
+                raise ValueError("BurstIF max_spikes, hold and period must be >= 0")
+            if period and hold >= period:
+                raise ValueError(f"BurstIF hold ({hold}) must be < period ({period})")
+        except ValueError:
+            # Lava's AbstractProcess.__del__ calls stop(), which reads _runtime, an
+            # attribute only AbstractProcess.__init__ sets (lava/magma/core/process/
+            # process.py: __del__ lines 221-225, stop lines 425-429, _runtime line
+            # 219): without it a refused process raises again when destroyed
+            self._runtime = None
+            raise
         super().__init__(shape=shape, max_spikes=int(max_spikes), hold=int(hold),
-                         period=int(period), name=name, log_config=log_config)
+                         period=int(period), signed=bool(signed), name=name, log_config=log_config)
         self.shape = shape
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
@@ -83,5 +93,6 @@ class BurstIF(AbstractProcess):
         self.threshold = Var(shape=shape, init=threshold)
         self.bias = Var(shape=shape, init=bias)
         self.max_spikes = Var(shape=(1,), init=int(max_spikes))
+        self.signed = Var(shape=(1,), init=int(bool(signed)))
         self.hold = Var(shape=(1,), init=int(hold))
         self.period = Var(shape=(1,), init=int(period))
