@@ -321,6 +321,9 @@ def describe_op(op) -> str:
         v = getattr(op, f.name)
         if isinstance(v, (np.ndarray, np.generic)):
             parts.append(f"{f.name}{list(np.shape(v))}")
+        elif isinstance(v, bool):  # flags are shown when set (True == 1 would hide them)
+            if v:
+                parts.append(f.name)
         elif v not in (None, (1, 1), (0, 0, 0, 0), 1) or f.name in ("axis", "kernel"):
             parts.append(f"{f.name}={v}")
     name = type(op).__name__.lower()

@@ -181,7 +181,11 @@ def _maxpool_role(g: ir.Graph, n: ir.Node) -> tuple[str, str]:
         return "linear", "max of the analog input, presented at every timestep"
     if n.inputs[0] in payload_values(g):
         how = f" ({n.op.how})" if isinstance(n.op, ir.SpikingMaxPool) else ""
-        return "max pool", f"max pool over spike payloads{how}, realised over time (--maxpool)"
+        src = g.node(n.inputs[0])
+        hoist = ""
+        if isinstance(src.op, ir.Relu) and src.inputs[0] in time_constant_values(g) and g.sole_consumer(src.name):
+            hoist = f"; --maxpool hoist (the default) moves it before {src.name}, onto constant currents"
+        return "max pool", f"max pool over spike payloads{how}, realised over time (--maxpool){hoist}"
     return "unsupported", ("a max pool of a value that changes in time but is not spike payloads "
                            "(a current without neurons after it) has no exact spiking form")
 

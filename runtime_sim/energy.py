@@ -43,8 +43,15 @@ SYNOPS_TABLE = {"spikes": "synops", "events": "event_synops"}
 
 NEURONS = (ir.BurstNeuron, int_ir.IntBurstNeuron)
 #: stages that receive spikes and send spikes of their own (max pools over spikes)
-RELAYS = (ir.SpikingMaxPool,) + ((int_ir.IntMaxPool,) if hasattr(int_ir, "IntMaxPool") else ())
-EMITTERS = NEURONS + RELAYS
+MAXPOOL_STAGES = (ir.SpikingMaxPool, int_ir.IntMaxPool)
+
+
+def _emits(g: ir.Graph, n: ir.Node) -> bool:
+    """Neurons, and max pools over spikes (an integer max pool hoisted onto a
+    synapse's currents sends no spikes of its own)."""
+    if isinstance(n.op, int_ir.IntMaxPool):
+        return not isinstance(g.node(n.inputs[0]).op, (int_ir.IntConv, int_ir.IntDense, ir.Add))
+    return isinstance(n.op, NEURONS + MAXPOOL_STAGES)
 
 
 def _window_count(op, x: torch.Tensor) -> torch.Tensor:
@@ -98,7 +105,7 @@ def _fanout(g: ir.Graph, start: ir.Node) -> np.ndarray:
         if isinstance(node.op, NEURONS):  # the next neurons: count what reaches them
             total = total + xs[0].sum()
             continue
-        if isinstance(node.op, RELAYS):  # a max pool: one delivery per window holding the spike
+        if isinstance(node.op, MAXPOOL_STAGES):  # a max pool: one delivery per window holding the spike
             total = total + _window_count(node.op, xs[0]).sum()
             continue
         values[node.name] = _count_op(node.op, xs)
@@ -113,7 +120,7 @@ def _fanout(g: ir.Graph, start: ir.Node) -> np.ndarray:
 def fanout_maps(g: ir.Graph) -> dict[str, np.ndarray]:
     """Per-neuron fan-out (per-sample shape) of every neuron layer (and of
     every max pool over spikes, which sends spikes of its own)."""
-    return {n.name: _fanout(g, n) for n in g.nodes if isinstance(n.op, EMITTERS)}
+    return {n.name: _fanout(g, n) for n in g.nodes if _emits(g, n)}
 
 
 def input_layers(g: ir.Graph) -> list[str]:
