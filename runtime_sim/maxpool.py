@@ -20,7 +20,7 @@ J the argmax at t, so its payloads stay within the burst cap and are whole
 multiples of the channel's threshold when the inputs are.
 
 The window arithmetic (`window_max`, `window_argmax`, `gather`) works on numpy
-arrays of any dtype with the window on the last two axes; ties resolve to the
+arrays of any dtype with the map on the last two axes; ties resolve to the
 first window position (numpy's argmax), the same in every engine.
 """
 from __future__ import annotations
@@ -66,34 +66,51 @@ def _sentinel(dtype) -> float | int:
     return -np.inf if np.issubdtype(dtype, np.floating) else np.iinfo(dtype).min
 
 
-def windows(x: np.ndarray, geo: PoolGeometry) -> np.ndarray:
-    """(..., H, W) -> (..., K, Ho, Wo): the K = kH·kW window entries of every
-    output position; padding reads as the dtype's lowest value (never a max)."""
+def _taps(x: np.ndarray, geo: PoolGeometry) -> list[np.ndarray]:
+    """The K = kH·kW window entries of every output position, one (..., Ho,
+    Wo) view per kernel tap (row-major); padding reads as the dtype's lowest
+    value, never a max.  Views of one padded copy: memory stays O(input)."""
     h, w = x.shape[-2:]
     ho, wo = geo.out_size((h, w))
     (kh, kw), (sh, sw), (dh, dw) = geo.kernel, geo.stride, geo.dilation
     top, left = geo.padding[:2]
     need_h = (ho - 1) * sh + dh * (kh - 1) + 1
     need_w = (wo - 1) * sw + dw * (kw - 1) + 1
-    xp = np.full(x.shape[:-2] + (max(need_h, top + h), max(need_w, left + w)), _sentinel(x.dtype), x.dtype)
-    xp[..., top:top + h, left:left + w] = x
-    taps = [xp[..., i * dh: i * dh + (ho - 1) * sh + 1: sh, j * dw: j * dw + (wo - 1) * sw + 1: sw]
+    if (top, left) == (0, 0) and need_h <= h and need_w <= w:
+        xp = x
+    else:
+        xp = np.full(x.shape[:-2] + (max(need_h, top + h), max(need_w, left + w)), _sentinel(x.dtype), x.dtype)
+        xp[..., top:top + h, left:left + w] = x
+    return [xp[..., i * dh: i * dh + (ho - 1) * sh + 1: sh, j * dw: j * dw + (wo - 1) * sw + 1: sw]
             for i in range(kh) for j in range(kw)]
-    return np.stack(taps, axis=-3)
 
 
 def window_max(x: np.ndarray, geo: PoolGeometry) -> np.ndarray:
-    return windows(x, geo).max(axis=-3)
+    taps = _taps(x, geo)
+    out = taps[0].copy()
+    for t in taps[1:]:
+        np.maximum(out, t, out=out)
+    return out
 
 
 def window_argmax(x: np.ndarray, geo: PoolGeometry) -> np.ndarray:
     """Index (into the K window entries) of each window's first maximum."""
-    return windows(x, geo).argmax(axis=-3)
+    taps = _taps(x, geo)
+    best, idx = taps[0].copy(), np.zeros(taps[0].shape, np.int64)
+    for k, t in enumerate(taps[1:], 1):
+        better = t > best  # strictly: ties keep the first
+        best[better] = t[better]
+        idx[better] = k
+    return idx
 
 
 def gather(x: np.ndarray, idx: np.ndarray, geo: PoolGeometry) -> np.ndarray:
     """The window entry idx (from window_argmax) of every output position."""
-    return np.take_along_axis(windows(x, geo), idx[..., None, :, :], axis=-3)[..., 0, :, :]
+    taps = _taps(x, geo)
+    out = np.zeros(taps[0].shape, x.dtype)
+    for k, t in enumerate(taps):
+        np.copyto(out, t, where=idx == k)
+    return out
 
 
 def run(x: np.ndarray, geo: PoolGeometry, how: str) -> np.ndarray:
