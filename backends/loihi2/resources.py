@@ -1,7 +1,8 @@
 """Loihi 2 resource estimate for an integer network: neurons, stored weights,
 connections, cores and chips, from the per-core averages of Intel's published
-per-chip figures (docs/loihi2.md).  Conv weights are shared (stored once per
-core that hosts a part of the layer); dense weights are stored per connection.
+per-chip figures (docs/loihi2.md).  Conv weights are shared within a core
+(a core stores the kernels of the output channels it hosts); dense weights
+are stored per connection.
 A max pool counts one unit (a programmable neuron) per output and one
 connection per window entry, with no stored weights.
 """
@@ -49,6 +50,22 @@ def _pool_layer(n: ir.Node) -> dict:
             "cores": max(math.ceil(units / NEURONS_PER_CORE), 1)}
 
 
+def _cores(name: str, neurons: int, channels: int, dense_w: int, conv_w: int) -> int:
+    """Cores for one layer: enough for its neurons, with its dense weights
+    spread over them and its conv layers split by output channel (a core
+    stores the kernels of the channels it hosts, so a conv layer is shared
+    within a core, not across cores)."""
+    per_channel = conv_w / max(channels, 1)
+    if per_channel > SYNAPSES_PER_CORE:
+        raise AdacalError(f"layer '{name}': the conv kernels of one output channel ({per_channel:,.0f} weights) "
+                          f"exceed one Loihi 2 core's {SYNAPSES_PER_CORE:,} synapses; the layer cannot be "
+                          "partitioned")
+    cores = max(math.ceil(neurons / NEURONS_PER_CORE), 1)
+    while dense_w / cores + per_channel * math.ceil(channels / min(cores, channels)) > SYNAPSES_PER_CORE:
+        cores += 1
+    return cores
+
+
 def estimate(g: ir.Graph) -> dict:
     layers, total_cores = [], 0
     targets = [n for n in g.nodes if isinstance(n.op, (int_ir.IntBurstNeuron, int_ir.IntMaxPool))]
@@ -62,15 +79,7 @@ def estimate(g: ir.Graph) -> dict:
         stored = sum(_stored(s)[0] for s in syns)
         conns = sum(_stored(s)[1] for s in syns)
         dense_w = sum(_stored(s)[0] for s in syns if isinstance(s.op, int_ir.IntDense))
-        conv_w = stored - dense_w
-        # cores needed: enough for the neurons, and for the dense weights spread over them;
-        # every core hosting part of a conv layer keeps a copy of its (shared) kernels
-        cores = max(math.ceil(neurons / NEURONS_PER_CORE), 1)
-        while dense_w / cores + conv_w > SYNAPSES_PER_CORE:
-            if conv_w > SYNAPSES_PER_CORE:
-                raise AdacalError(f"layer '{n.name}': its {conv_w:,} shared conv weights exceed one Loihi 2 "
-                                  f"core's {SYNAPSES_PER_CORE:,} synapses; the layer cannot be partitioned")
-            cores += 1
+        cores = _cores(n.name, neurons, n.shape[0], dense_w, stored - dense_w)
         layers.append({"name": n.name, "neurons": neurons, "weights_stored": stored, "connections": conns,
                        "synaptic_memory_bytes": stored, "cores": cores})
         total_cores += cores
