@@ -107,6 +107,20 @@ def test_convert_reports_output_error_and_no_accuracy(files):
     _sane(s["output_error"], 0.05)
 
 
+@pytest.mark.parametrize("T,warned", [(16, False), (1, True)])
+def test_calibration_check_of_a_regression_model_is_its_output_error(files, T, warned):
+    """Float targets: the check reports the readout's error against the ANN
+    and warns on it (argmax agreement means little for regression)."""
+    s = _adacal("convert", files / "reg.onnx", "--calib", files / "cal.npz", "-T", T, "--max-spikes", 1,
+                "--calib-samples", 200)
+    c = s["calibration_check"]
+    assert c["regression"] is True and c["samples"] == 200 and c["held_out"] is True
+    rel = c["output_error"]["relative_l2"]
+    assert (rel > 0.10) is warned
+    assert any("relative L2 error" in w for w in s["warnings"]) is warned
+    assert not any("predicts what the ANN predicts" in w for w in s["warnings"])
+
+
 def test_compile_and_simulate_report_output_error(files, tmp_path):
     out = tmp_path / "loihi2"
     s = _adacal("compile-loihi2", files / "reg.onnx", "--calib", files / "cal.npz", "--val", files / "val.npz",
