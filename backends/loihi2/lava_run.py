@@ -24,6 +24,10 @@ __all__ = ["run_lava", "PROGRESS_CHUNKS"]
 
 #: run_lava with a progress callback: at most this many Lava runs
 PROGRESS_CHUNKS = 20
+#: seconds between two looks at a running Lava network (_run_steps)
+POLL_SECONDS = 0.02
+#: a failed Lava run: at most this long to wait for the failed model's traceback (_abort)
+REPORT_GRACE_SECONDS = 10.0
 
 
 def _lava() -> types.SimpleNamespace:
@@ -36,10 +40,16 @@ def _lava() -> types.SimpleNamespace:
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
     from adacal.backends.loihi2.burst_if.process import BurstIF
+    from adacal.backends.loihi2.conv_model import conv_run_config_map
     from adacal.backends.loihi2.max_pool.process import MaxPool
+
+    def run_config():
+        # Lava's Conv runs PyConvModelFixed's arithmetic with int32 parameters:
+        # its int8 ones overflow under numpy 2 from 128 channels on (conv_model.py)
+        return lava_fixed_pt_run_config(exception_proc_model_map=conv_run_config_map())
+
     return types.SimpleNamespace(RunSteps=RunSteps, Conv=Conv, DelayDense=DelayDense, Dense=Dense, Sink=Sink,
-                                 Source=Source, BurstIF=BurstIF, MaxPool=MaxPool,
-                                 run_config=lava_fixed_pt_run_config)
+                                 Source=Source, BurstIF=BurstIF, MaxPool=MaxPool, run_config=run_config)
 
 
 def _sign_mode_enum(mode: str):
@@ -201,21 +211,111 @@ class _Build:
 # ---------------------------------------------------------------------------
 # running and reading back
 # ---------------------------------------------------------------------------
+class _ModelDied(RuntimeError):
+    """A Lava process model ended during a run (it raised)."""
+
+
+def _run_steps(proc, lv, steps: int, cfg) -> None:
+    """``proc.run(RunSteps(steps))``, watching the model processes.
+
+    Lava's blocking run waits for the runtime services' answers without a
+    timeout (lava/magma/runtime/runtime.py, _get_resp_for_run, lines
+    368-407), and a runtime service collects one answer from every process
+    model in turn (lava/magma/runtime/runtime_services/runtime_service.py,
+    _get_pm_resp, lines 221-229).  When a model raises in a step it reports
+    ERROR and ends; but a model still blocked in a receive from it never
+    answers, so neither the service nor the runtime ever learns of it: the
+    run waits forever at 0 % CPU.  So the run is started non-blocking and
+    polled: it ends when every service has answered DONE (then Lava's own
+    wait() collects the answers without blocking), and raises _ModelDied as
+    soon as a model process has ended or a service answers anything else."""
+    from lava.magma.runtime.mgmt_token_enums import MGMT_RESPONSE, enum_equal
+
+    proc.run(condition=lv.RunSteps(num_steps=steps, blocking=False), run_cfg=cfg)
+    rt = proc.runtime
+    ports, actors = rt.service_to_runtime, rt._messaging_infrastructure.actors
+    while True:
+        if any(not a._is_done and not a.is_alive() for a in actors):
+            raise _ModelDied("a Lava process model ended during the run")
+        if all(p.probe() for p in ports):
+            if not all(enum_equal(p.peek(), MGMT_RESPONSE.DONE) for p in ports):
+                raise _ModelDied("a Lava runtime service reported a failure")
+            rt.wait()  # every answer is there: Lava's own bookkeeping, does not block
+            return
+        time.sleep(POLL_SECONDS)
+
+
+def _abort(proc, wait_for_report: bool = True) -> list[str]:
+    """End a Lava run that raised, without letting Lava hang; return the
+    tracebacks of the process models that failed.
+
+    Lava 0.10 cannot stop a runtime after a process model failed
+    (lava/magma/runtime/runtime.py).  A model raising while it is built makes
+    `initialize` (lines 158-174) re-raise while every other model already
+    waits for its first command, and stop() (lines 485-507) of a runtime that
+    never started joins them (message_infrastructure/multiprocessing.py,
+    stop, lines 127-132): forever.  A model raising in a step makes
+    `_get_resp_for_run` (lines 390-401) join the models and raise with
+    `_is_started` still set, and stop() then sends STOP to runtime services
+    that have ended and waits for their answers: forever.  The tracebacks
+    only go to Lava's INFO log.  AbstractProcess.__del__ calls stop() too
+    (lava/magma/core/process/process.py, lines 221-225).
+
+    So: terminate the model processes of this run that are still alive (the
+    children Lava forked for it), mark the runtime as stopped and let stop()
+    join them and release the shared memory.  docs/loihi2.md, "Lava quirks"."""
+    rt = getattr(proc, "_runtime", None)
+    infra = getattr(rt, "_messaging_infrastructure", None)
+    if rt is None or infra is None:
+        return []
+    actors = list(infra.actors)
+
+    def report(a):
+        """(exception, traceback) a failed model sent through its pipe (SystemProcess,
+        lava/magma/runtime/message_infrastructure/multiprocessing.py, lines 57-92);
+        _is_done: Lava joined (and closed) the process already."""
+        return a._exception if a._is_done else a.exception
+
+    # the failed model may still be on its way out (Lava's error path ends
+    # the runtime service first): give it a moment to send its traceback
+    deadline = time.monotonic() + (REPORT_GRACE_SECONDS if wait_for_report else 0.0)
+    while not any(report(a) for a in actors) and time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS)
+    for actor in actors:
+        if not actor._is_done and actor.is_alive():
+            actor.terminate()
+    rt._is_running = rt._is_started = False
+    try:
+        rt.stop()  # not started: joins the actors, shuts the shared memory and watchdog managers down
+    except Exception:  # noqa: BLE001  (best effort; the run's own error is what matters)
+        pass
+    return [a._exception[1] for a in actors if isinstance(a._exception, tuple) and len(a._exception) == 2]
+
+
 def _execute(b: _Build, n_samples: int, progress) -> tuple[dict, float]:
     """Run all steps (in chunks of whole samples with a progress callback),
     read every sink, stop Lava.  Returns the raw sink data and the time the
-    run ended."""
+    run ended.  A failing run raises (RuntimeError with the failing process
+    model's traceback) instead of hanging (_abort)."""
     got = {}
     sink_out, P = b.sink_out, b.period
     try:
+        cfg = b.lv.run_config()
         if progress is None:
-            sink_out.run(condition=b.lv.RunSteps(num_steps=b.steps), run_cfg=b.lv.run_config())
+            _run_steps(sink_out, b.lv, b.steps, cfg)
         else:
-            cfg, per = b.lv.run_config(), -(-n_samples // PROGRESS_CHUNKS)
+            per = -(-n_samples // PROGRESS_CHUNKS)
             for s0 in range(0, n_samples, per):
                 k = min(per, n_samples - s0)
-                sink_out.run(condition=b.lv.RunSteps(num_steps=k * P), run_cfg=cfg)
+                _run_steps(sink_out, b.lv, k * P, cfg)
                 progress(k)
+    except BaseException as exc:
+        failed = _abort(sink_out, wait_for_report=isinstance(exc, Exception))
+        if failed and isinstance(exc, Exception):
+            raise RuntimeError(f"Lava run failed: {len(failed)} process model(s) raised; the first:\n"
+                               + failed[0].rstrip()) from exc
+        raise
+    try:
         t_ran = time.perf_counter()
         got[READOUT] = sink_out.data.get()
         for name, s in b.sinks.items():
