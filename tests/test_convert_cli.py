@@ -451,7 +451,11 @@ def test_calibration_check_is_the_agreement_of_the_finished_snn(digits):
         k = len(xk)
         want = float((sim.mean_output().reshape(k, -1).argmax(1) == conv.ann.run(xk).reshape(k, -1).argmax(1))
                      .mean())
-        assert s["calibration_check"] == {"agreement": want, "samples": k, "held_out": held_out}
+        c = s["calibration_check"]
+        assert {key: c[key] for key in ("agreement", "samples", "held_out", "regression")} == {
+            "agreement": want, "samples": k, "held_out": held_out, "regression": False}
+        from adacal.summary import output_error
+        assert c["output_error"] == output_error(sim.mean_output(), conv.ann.run(xk))
         assert bool(s["warnings"]) == (want < AGREEMENT_WARNING)
         assert "calibration check" in s["timings"]
 

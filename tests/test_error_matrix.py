@@ -131,15 +131,16 @@ def cnn(variant: str) -> onnx.ModelProto:
 
 
 def big_conv() -> onnx.ModelProto:
-    """(512,3,3) -> Conv 512->256 3x3 (1,179,648 shared weights > one Loihi 2 core's 937,500) -> Relu -> Gemm."""
+    """(512,43,43) -> Conv 512->2 43x43 (one output channel's kernels: 946,688 weights > one Loihi 2
+    core's 937,500) -> Relu -> Gemm."""
     rng = np.random.default_rng(2)
-    inits = [("w", (rng.standard_normal((256, 512, 3, 3)) / 40).astype(np.float32)), ("b", np.zeros(256, np.float32)),
-             ("fc_w", (rng.standard_normal((3, 256)) / 16).astype(np.float32)), ("fc_b", np.zeros(3, np.float32))]
-    nodes = [helper.make_node("Conv", ["input", "w", "b"], ["c"], name="big_conv", kernel_shape=[3, 3]),
+    inits = [("w", (rng.standard_normal((2, 512, 43, 43)) / 400).astype(np.float32)), ("b", np.zeros(2, np.float32)),
+             ("fc_w", (rng.standard_normal((3, 2)) / 2).astype(np.float32)), ("fc_b", np.zeros(3, np.float32))]
+    nodes = [helper.make_node("Conv", ["input", "w", "b"], ["c"], name="big_conv", kernel_shape=[43, 43]),
              helper.make_node("Relu", ["c"], ["r"], name="relu"),
              helper.make_node("Flatten", ["r"], ["f"], name="flatten"),
              helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["output"], name="fc", transB=1)]
-    return _model(nodes, inits, (512, 3, 3), 3, "big_conv")
+    return _model(nodes, inits, (512, 43, 43), 3, "big_conv")
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +176,7 @@ def files(tmp_path_factory):
     data("calib", x=x, y=y)
     data("calib4", x=x[:, :4], y=y)
     data("img", x=rng.standard_normal((16, 1, 8, 8)).astype(np.float32), y=np.arange(16) % 3)
-    data("big_img", x=rng.standard_normal((4, 512, 3, 3)).astype(np.float32))
+    data("big_img", x=rng.standard_normal((4, 512, 43, 43)).astype(np.float32))
     p["npz_model"] = p["calib"]
     data("shape", x=x[:, :7], y=y)
     data("strings", x=np.array([["a"] * 8] * 48), y=y)
@@ -326,23 +327,21 @@ def test_unsupported_op_names_the_node(files, cli, tmp_path):
 
 
 @pytest.mark.parametrize("cmd", ["convert", "compile-loihi2"])
-def test_maxpool_is_refused_with_the_avgpool_advice(files, cli, tmp_path, cmd):
+def test_maxpool_converts_as_a_spiking_stage(files, cli, tmp_path, cmd):
+    """A max pool over neurons is no longer refused: it runs as a max-pool stage."""
     out = tmp_path / "out"
-    one_error(cli(cmd, files["maxpool"], "--calib", files["img"], "-o", out, *FAST), "pool", "MaxPool", "AvgPool")
-    assert_nothing_written(out)
+    proc = cli(cmd, files["maxpool"], "--calib", files["img"], "-o", out, *FAST)
+    assert proc.returncode == 0, proc.stderr
 
 
-def test_inspect_reports_maxpool_as_not_convertible(files, cli):
-    """inspect is informational: the plan says NO and why, exit 0."""
+def test_inspect_reports_maxpool_as_a_stage(files, cli):
     proc = cli("inspect", files["maxpool"])
-    assert proc.returncode == 0 and "convertible: NO" in proc.stdout and "AvgPool" in proc.stdout, proc.stdout
+    assert proc.returncode == 0 and "convertible: yes" in proc.stdout and "max pool" in proc.stdout, proc.stdout
 
 
-def test_mid_network_conv_without_relu(files, cli, tmp_path):
-    out = tmp_path / "out"
-    one_error(cli("compile-loihi2", files["no_relu"], "--calib", files["img"], "-o", out, *FAST),
-              "c1", "without a ReLU")
-    assert_nothing_written(out)
+def test_mid_network_conv_without_relu_becomes_signed_neurons(files, cli, tmp_path):
+    proc = cli("inspect", files["no_relu"])
+    assert proc.returncode == 0 and "convertible: yes" in proc.stdout and "signed burst neurons" in proc.stdout
 
 
 # ---------------------------------------------------------------------------
@@ -396,11 +395,15 @@ def test_xylo_design_rules(files, cli, tmp_path):
     assert_nothing_written(out)
 
 
-def test_loihi2_core_limit(files, cli, tmp_path):
-    out = tmp_path / "out"
-    one_error(cli("compile-loihi2", files["big_conv"], "--calib", files["big_img"], "-o", out, *FAST),
-              "layer 'relu'", "1,179,648", "937,500")  # the layer is named by its neurons
-    assert_nothing_written(out)
+def test_loihi2_core_limit():
+    """A layer whose one output channel's kernels exceed a core is refused naming
+    the layer and both numbers (a conv is split across cores by output channel)."""
+    from adacal.backends.loihi2.resources import _cores
+    from adacal.errors import AdacalError
+    with pytest.raises(AdacalError) as e:
+        _cores("relu", 2 * 43 * 43, 2, 0, 2 * 512 * 43 * 43)
+    assert "layer 'relu'" in str(e.value) and "946,688" in str(e.value) and "937,500" in str(e.value)
+    assert _cores("relu", 256 * 9, 256, 0, 256 * 512 * 9) == 2  # 1,179,648 weights: two cores of 128 channels
 
 
 # ---------------------------------------------------------------------------
