@@ -3,7 +3,7 @@
 converter, side by side in one run, on the torchvision classifiers of
 bench/tv_models.py (MNIST digits at 32x32x3, trained here, nothing downloaded).
 
-    python bench/bench_torchvision.py                  # full run, whole test split (~40 min on 2 quiet cores)
+    python bench/bench_torchvision.py                  # full run, whole test split (~1 h on the shared 2 cores)
     python bench/bench_torchvision.py --quick          # fewer settings, 100 test samples (~4 min)
     python bench/bench_torchvision.py --models resnet18,vgg11_bn,squeezenet1_1 --sj-modes 'max,99.9%'
 
@@ -56,11 +56,11 @@ Conventions (per test sample):
           Evaluation is separate (eval_seconds / sim_seconds in the JSON).
 Test data: the 1,000-sample test split, or a fixed stratified subset of it,
 the same for every method (the first N/10 of each class; --test-samples,
-default all; --quick 100).  Cost on 2 quiet cores, one torch thread:
-SpikingJelly 1.4 ms (resnet18) to 5 ms (vgg11_bn) per sample and step, so
-T = 128 on the whole split takes 3 to 11 min per mode; adacal's float
-simulator 2.5 to 7 ms per sample and step (T <= 8).  With other jobs on the
-machine (load 5-12) everything ran 3-5x slower.
+default all; --quick 100).  Measured cost on the shared 2 cores (load
+average 3-12 from other jobs), one torch thread: SpikingJelly 2.5 ms
+(resnet18) to 6 ms (vgg11_bn) per sample and step, so T = 128 on the whole
+split takes 5 to 13 min per mode; the whole default run took about an hour
+(vgg11_bn 28 min of it).
 """
 from __future__ import annotations
 

@@ -51,22 +51,35 @@ class Artifact:
         x, y2 = as_data(data, shape, int(np.prod(out)), "data", out)
         return x, (y2 if y is None else y)
 
-    def simulate(self, data, y=None, adaptive: bool = False, log=None) -> dict:
+    def simulate(self, data, y=None, adaptive: bool = False, log=None, workers: int = 1, cluster=None) -> dict:
         """Run bit-accurately on data (a .npz path, an array x or a pair
-        (x, y)).  log: optional message callable or adacal.progress.Reporter."""
+        (x, y)).  log: optional message callable or adacal.progress.Reporter.
+
+        workers: 1 (default) runs here, in this process; N > 1 shards the
+        samples over a local Dask cluster of N worker processes, and cluster
+        (a scheduler address such as "tcp://host:8786", a distributed.Client
+        or a cluster object) over the workers of a running one instead
+        (adacal.distribute).  The same numbers either way; the result says
+        how it ran ("engine": "local" or "dask", "workers", "shards")."""
+        from adacal.distribute import check_engine, engine_fields
+
+        workers = check_engine(workers, cluster)
         x, y = self._data(data, y)
         tgt = self.target_object
         if adaptive and not tgt.adaptive_timesteps:
             raise AdacalError(f"{self.path}: adaptive timesteps are not supported for {tgt.title} artifacts")
         if adaptive and not self.manifest.get("exit_policy"):
             raise AdacalError(f"{self.path}: compiled without --adaptive-timesteps; no exit policy stored")
+        if workers > 1 or cluster is not None:
+            from adacal import distribute
+            return distribute.simulate(self, data, x, y, adaptive, log, workers, cluster)
         if log:
             log(f"simulating {len(x)} samples bit-accurately ({self.target}) ...")
         t0 = time.perf_counter()
         with progress_task(log, "bit-accurate simulation", None, f"{len(x)} samples"):
             out = self.lowering.simulate(x, y, adaptive, self.manifest)
         out["output_error"] = self._output_error(x, out["outputs"])
-        return {**out, "seconds": time.perf_counter() - t0}
+        return {**out, "seconds": time.perf_counter() - t0, **engine_fields("local", 1, 1)}
 
     def ann(self):
         """The source ANN (cleaned up, as compiled) from the artifact's
@@ -77,18 +90,40 @@ class Artifact:
         from adacal.pipeline import load_model
         return load_model(self.path / ANN_FILE)
 
-    def _output_error(self, x, outputs) -> dict | None:
-        from adacal.summary import output_error
+    def ann_outputs(self, x):
+        """The source ANN's output on x (None without ann.onnx)."""
         ann = self.ann()
-        return None if ann is None else output_error(outputs, ann.run(x))
+        return None if ann is None else ann.run(x)
 
-    def verify(self, data, samples: int | None = None, log=None) -> dict:
+    @staticmethod
+    def output_error_of(outputs, ann_outputs) -> dict | None:
+        """output_error of the readout against the ANN's outputs (None without them)."""
+        from adacal.summary import output_error
+        return None if ann_outputs is None else output_error(outputs, ann_outputs)
+
+    def _output_error(self, x, outputs) -> dict | None:
+        return self.output_error_of(outputs, self.ann_outputs(x))
+
+    def verify(self, data, samples: int | None = None, log=None, workers: int = 1, cluster=None) -> dict:
         """Compare with the vendor's bit-accurate model on the first `samples`
-        samples of data.  log: optional message callable or Reporter."""
+        samples of data.  log: optional message callable or Reporter.
+        workers / cluster: as for simulate; sharded, the shards' verdicts
+        merge into the one verify gives here (mismatched samples summed, the
+        first mismatch verify would name; adacal_seconds and
+        reference_seconds summed over the workers)."""
+        from adacal.distribute import check_engine, engine_fields
+
+        workers = check_engine(workers, cluster)
         if samples is not None and samples < 1:
             raise AdacalError(f"--samples must be >= 1, got {samples}")
-        x, _ = self._data(data)
-        return self.target_object.verify(self.lowering, x[:samples] if samples else x, log)
+        x_all, _ = self._data(data)
+        x = x_all[:samples] if samples else x_all
+        if workers > 1 or cluster is not None:
+            from adacal import distribute
+            return distribute.verify(self, data, x, len(x_all), log, workers, cluster)
+        t0 = time.perf_counter()
+        out = self.target_object.verify(self.lowering, x, log)
+        return {**out, "seconds": time.perf_counter() - t0, **engine_fields("local", 1, 1)}
 
 
 def compile_model(model, target: str, calib, out_dir, val=None, options=None, force: bool = False,

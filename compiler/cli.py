@@ -59,15 +59,26 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("artifact", metavar="OUTDIR")
     sm.add_argument("--data", required=True, metavar="DATA.npz")
     sm.add_argument("--adaptive-timesteps", action="store_true", help="use the stored exit policy")
+    add_engine_options(sm)
     sm.add_argument("--json", action="store_true")
     sm.add_argument("--quiet", action="store_true", help="no progress messages")
     vf = sub.add_parser("verify", help="check a compiled artifact against the vendor's bit-accurate model")
     vf.add_argument("artifact", metavar="OUTDIR")
     vf.add_argument("--data", required=True, metavar="DATA.npz")
     vf.add_argument("--samples", type=int, default=10, help="samples to compare (default 10)")
+    add_engine_options(vf)
     vf.add_argument("--json", action="store_true")
     vf.add_argument("--quiet", action="store_true", help="no progress messages")
     return p
+
+
+def add_engine_options(p: argparse.ArgumentParser) -> None:
+    """--workers / --cluster: shard the samples over Dask workers (adacal.distribute)."""
+    g = p.add_argument_group("workers (samples sharded on Dask; the same result as in one process)")
+    g.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="worker processes of a local Dask cluster (default 1: no Dask, in this process)")
+    g.add_argument("--cluster", metavar="ADDRESS",
+                   help="use the running Dask scheduler at ADDRESS (tcp://host:8786) and its workers instead")
 
 
 def add_compile_command(sub, target) -> None:
@@ -214,11 +225,19 @@ def cmd_compile(args) -> int:
     return EXIT_OK
 
 
+def _check_engine(args) -> None:
+    """--workers / --cluster checked before anything loads."""
+    from adacal.distribute import check_engine
+    check_engine(args.workers, args.cluster)
+
+
 def cmd_simulate(args) -> int:
     from adacal.artifact import load_artifact
 
+    _check_engine(args)
     art = load_artifact(args.artifact)
-    res = art.simulate(args.data, adaptive=args.adaptive_timesteps, log=_log(args))
+    res = art.simulate(args.data, adaptive=args.adaptive_timesteps, log=_log(args), workers=args.workers,
+                       cluster=args.cluster)
     res.pop("predictions")
     res.pop("outputs")
     _close_log(args)
@@ -239,8 +258,9 @@ def cmd_verify(args) -> int:
 
     if args.samples < 1:
         raise AdacalError(f"--samples must be >= 1, got {args.samples}")
+    _check_engine(args)
     art = load_artifact(args.artifact)
-    res = art.verify(args.data, args.samples, log=_log(args))
+    res = art.verify(args.data, args.samples, log=_log(args), workers=args.workers, cluster=args.cluster)
     _close_log(args)
     if args.json:
         print(json.dumps(res, indent=2))

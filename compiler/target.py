@@ -67,6 +67,21 @@ class Lowering(ABC):
     def save(self, conv, log=None) -> Saved:
         """The target's files, manifest and report fields for conversion conv."""
 
+    # -- sharded simulation (adacal.distribute) ----------------------------
+    def simulate_part(self, x: np.ndarray) -> Any:
+        """simulate's per-sample work on x, as one picklable result.  The
+        Dask engine (adacal.distribute) runs it in worker processes on
+        contiguous shards of the samples and hands the results, in sample
+        order, to simulate_merge, whose answer must equal simulate's on all
+        the samples.  The default keeps all the work for simulate_merge (the
+        part is x itself); a target overrides both to do the work here."""
+        return np.asarray(x)
+
+    def simulate_merge(self, parts: list, y, adaptive: bool, manifest: dict) -> dict:
+        """simulate's answer from the simulate_part results of consecutive
+        shards, in order (y, adaptive, manifest: simulate's, for all samples)."""
+        return self.simulate(np.concatenate(parts), y, adaptive, manifest)
+
 
 class Target(ABC):
     """A hardware target: one object in its backend package, named in the
@@ -135,3 +150,32 @@ class Target(ABC):
     def verify(self, lowering: Lowering, x: np.ndarray, log=None) -> dict:
         """Run x through adacal's simulator and the vendor's own bit-accurate
         model and compare: the `verify --json` fields."""
+
+    def verify_merge(self, lowering: Lowering, parts: list[tuple[int, dict]]) -> dict:
+        """One verdict from verify's results on contiguous shards of the
+        samples, given as (index of the shard's first sample, result) in
+        order (adacal.distribute).  The default: merge_verify_results, the
+        first mismatch being the lowest sample's; a target whose verify
+        orders mismatches otherwise overrides this to give verify's own."""
+        return merge_verify_results(parts)
+
+
+def merge_verify_results(parts: list[tuple[int, dict]], key=None) -> dict:
+    """Merge verify results of consecutive sample shards [(offset, result),
+    ...]: `samples` and `mismatched_samples` summed, `adacal_seconds` and
+    `reference_seconds` summed (time spent, over all workers), the other
+    fields the first shard's; `first_mismatch` the smallest of the shards'
+    first mismatches (their `sample` made global by adding the offset) under
+    key(mismatch) (default: the sample index, then the step)."""
+    if not parts:
+        raise ValueError("merge_verify_results: no results")
+    out = dict(parts[0][1])
+    for name in ("samples", "mismatched_samples"):
+        out[name] = int(sum(r[name] for _, r in parts))
+    for name in ("adacal_seconds", "reference_seconds"):
+        if all(name in r for _, r in parts):
+            out[name] = float(sum(r[name] for _, r in parts))
+    found = [{**r["first_mismatch"], "sample": int(r["first_mismatch"]["sample"]) + int(off)}
+             for off, r in parts if r.get("first_mismatch") is not None]
+    out["first_mismatch"] = min(found, key=key or (lambda m: (m["sample"], m["step"]))) if found else None
+    return out

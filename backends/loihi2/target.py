@@ -36,6 +36,14 @@ class Loihi2Network(Lowering):
         return evaluate.compile_report(conv, self.low, x, y, float_eval, log)
 
     def simulate(self, x, y, adaptive, manifest) -> dict:
+        return self.simulate_merge([self.simulate_part(x)], y, adaptive, manifest)
+
+    def simulate_part(self, x):
+        """The integer run on x (an int_sim result: per-step counts and readout per sample)."""
+        from adacal.backends.loihi2 import evaluate
+        return evaluate.run(self.low, x)
+
+    def simulate_merge(self, parts, y, adaptive, manifest) -> dict:
         from adacal.backends.loihi2 import evaluate
         from adacal.passes.adaptive_timesteps import ExitPolicy
 
@@ -43,7 +51,7 @@ class Loihi2Network(Lowering):
         if adaptive:
             pol = manifest["exit_policy"]
             policy = ExitPolicy(pol["metric"], pol["level"], tuple(pol["thresholds"]))
-        res = evaluate.run(self.low, x)
+        res = parts[0] if len(parts) == 1 else _join_runs(parts)
         act = evaluate.activity(self.low, res, y, policy, manifest["input_layer_macs"])
         return {**act.as_json(), "predictions": act.predictions.tolist(), "outputs": evaluate.readout(self.low, res)}
 
@@ -54,6 +62,22 @@ class Loihi2Network(Lowering):
         low = self.low
         return Saved(files={NETWORK_FILE: lambda p: write_network(low, p)}, manifest={},
                      summary={"resources": estimate(low.graph)})
+
+
+def _join_runs(parts):
+    """Integer runs of consecutive sample shards as one (sample axis 1 of every array)."""
+    import dataclasses
+
+    def cat(arrays):
+        return np.concatenate(arrays, axis=1)
+
+    first = parts[0]
+    fields = {}
+    for f in dataclasses.fields(first):
+        vals = [getattr(p, f.name) for p in parts]
+        fields[f.name] = ({k: cat([v[k] for v in vals]) for k in vals[0]} if isinstance(vals[0], dict)
+                          else cat(vals))
+    return type(first)(**fields)
 
 
 class Loihi2Target(Target):
@@ -87,6 +111,10 @@ class Loihi2Target(Target):
         if not isinstance(lowering, Loihi2Network):
             raise AdacalError("verify: not a Loihi 2 network")
         return verify(lowering.low, x, log)
+
+    def verify_merge(self, lowering: Loihi2Network, parts) -> dict:
+        from adacal.backends.loihi2.verify import merge
+        return merge(lowering.low, parts)
 
 
 TARGET = Loihi2Target()

@@ -8,6 +8,7 @@ import numpy as np
 
 from adacal.errors import AdacalError
 from adacal.progress import noop_advance, progress_task
+from adacal.target import merge_verify_results
 
 
 def verify(low, x: np.ndarray, log=None) -> dict:
@@ -29,6 +30,18 @@ def verify(low, x: np.ndarray, log=None) -> dict:
     return {"samples": len(x), "reference": "lava-fixed_pt", "mismatched_samples": int(bad.sum()),
             "first_mismatch": first, "layers_compared": len(ours.payloads) + 1,
             "adacal_seconds": t1 - t0, "reference_seconds": t2 - t1}
+
+
+def merge(low, parts: list[tuple[int, dict]]) -> dict:
+    """verify's result on all samples from its results on consecutive shards
+    [(offset of the shard's first sample, result), ...]: the first mismatch
+    in compare's order (layer in graph order, the readout last; then step,
+    sample, neuron)."""
+    g = low.graph
+    rank = {nd.name: i for i, nd in enumerate(g.nodes)}
+    rank[g.output] = len(g.nodes)
+    return merge_verify_results(parts, key=lambda m: (rank.get(m["layer"], len(g.nodes)), m["step"], m["sample"],
+                                                      m["neuron"]))
 
 
 def compare(pay_a, out_a, pay_b, out_b, g) -> tuple[dict | None, np.ndarray]:

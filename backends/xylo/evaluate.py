@@ -2,12 +2,15 @@
 simulator, batch by batch)."""
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
+
 import numpy as np
 
 from adacal.backends.xylo.lowering import XyloLowering
 from adacal.runtime_sim import xylo_sim
 
-__all__ = ["evaluate_xylo"]
+__all__ = ["evaluate_xylo", "evaluate_part", "evaluate_merge", "Part"]
 
 I16_MAX = 2 ** 15 - 1
 I16_MIN = -(2 ** 15)
@@ -47,6 +50,16 @@ class _Tally:
         self.sat_lo += int(np.count_nonzero(res.vmem == I16_MIN))
         self.out_sat += int(np.count_nonzero(np.abs(res.vmem_out.astype(np.int64)) >= I16_MAX))
 
+    def merge(self, other: "_Tally") -> None:
+        """Add the tally of other samples (every sum is of integers, exact in
+        float64: the same totals as one tally over all the batches)."""
+        for name in ("inp_events", "inp_syn", "bias_ev", "bias_syn", "sat_hi", "sat_lo", "out_sat"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.layer_ev = self.layer_ev + other.layer_ev
+        self.layer_bursts = self.layer_bursts + other.layer_bursts
+        self.layer_syn = self.layer_syn + other.layer_syn
+        self.layer_max = np.maximum(self.layer_max, other.layer_max)
+
     def per_sample(self, lowering: XyloLowering, n: int) -> dict:
         cells = max(1, n * lowering.steps * lowering.spec.n_hidden)
         return {
@@ -82,17 +95,46 @@ def evaluate_xylo(lowering: XyloLowering, x, y=None, *, reference_predictions=No
     (``synops_per_sample`` includes them).  Saturation: the fraction of
     hidden (sample, step, neuron) Vmem values at the int16 limits.
     """
+    return evaluate_merge(lowering, [evaluate_part(lowering, x, batch_size)], y,
+                          reference_predictions=reference_predictions)
+
+
+@dataclass
+class Part:
+    """evaluate_xylo's work on some samples: the activity tally and the
+    per-sample predictions and scores (evaluate_merge joins parts)."""
+    samples: int
+    tally: _Tally
+    predictions: list
+    predictions_by_step: list
+    scores: list
+
+
+def evaluate_part(lowering: XyloLowering, x, batch_size: int = 1024) -> Part:
+    """Simulate x batch by batch: the Part evaluate_merge turns into
+    evaluate_xylo's result (parts of consecutive samples, in order)."""
     x = np.asarray(x, np.float32)
     tally = _Tally(lowering)
     preds, step_preds, scores = [], [], []
-    n = len(x)
-    for s in range(0, n, batch_size):
+    for s in range(0, len(x), batch_size):
         enc = lowering.encode(x[s:s + batch_size])
         res = xylo_sim.simulate(lowering.spec, enc, record_isyn=False)
         tally.add(enc, res)
         preds.append(lowering.predict_result(res))
         step_preds.append(lowering.predict_steps(res))
         scores.append(lowering.scores(res))
+    return Part(len(x), tally, preds, step_preds, scores)
+
+
+def evaluate_merge(lowering: XyloLowering, parts: list[Part], y=None, *, reference_predictions=None) -> dict:
+    """evaluate_xylo's result on the samples of parts (consecutive, in order)."""
+    tally = copy.copy(parts[0].tally)  # merge() replaces the fields it adds to: the parts stay as they are
+    for p in parts[1:]:
+        tally.merge(p.tally)
+    preds = [a for p in parts for a in p.predictions]
+    step_preds = [a for p in parts for a in p.predictions_by_step]
+    scores = [a for p in parts for a in p.scores]
+    n = sum(p.samples for p in parts)
     pred = np.concatenate(preds)
     out = {
         "device": lowering.device,

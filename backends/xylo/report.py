@@ -25,7 +25,11 @@ def activity(low, x, y) -> tuple[Activity, dict]:
     full result (per_layer, predictions_by_step)."""
     from adacal.backends.xylo.evaluate import evaluate_xylo
 
-    r = evaluate_xylo(low, np.asarray(x, np.float32), y)
+    return activity_of(low, evaluate_xylo(low, np.asarray(x, np.float32), y))
+
+
+def activity_of(low, r: dict) -> tuple[Activity, dict]:
+    """activity's answer from evaluate_xylo's result r."""
     T, n = low.timesteps, r["samples"]
     e = energy.E_AC_PJ * (r["synops_per_sample"] + r["input_synops_per_sample"])
     extra = {**{k: r[k] for k in _EXTRA}, "energy_convention": ENERGY_CONVENTION,

@@ -34,8 +34,17 @@ class XyloNetwork(Lowering):
         return report.compile_report(conv, self.low, x, y, float_eval, log)
 
     def simulate(self, x, y, adaptive, manifest) -> dict:
+        return self.simulate_merge([self.simulate_part(x)], y, adaptive, manifest)
+
+    def simulate_part(self, x):
+        """The Xylo simulation of x (backends.xylo.evaluate.Part: activity tally, per-sample readout)."""
+        from adacal.backends.xylo.evaluate import evaluate_part
+        return evaluate_part(self.low, np.asarray(x, np.float32))
+
+    def simulate_merge(self, parts, y, adaptive, manifest) -> dict:
         from adacal.backends.xylo import report
-        act, r = report.activity(self.low, x, y)
+        from adacal.backends.xylo.evaluate import evaluate_merge
+        act, r = report.activity_of(self.low, evaluate_merge(self.low, parts, y))
         # outputs: the output Vmem after the last step / (G T), in the ANN's units
         return {**act.as_json(), "predictions": act.predictions.tolist(), "outputs": r["scores"]}
 
@@ -149,6 +158,10 @@ class XyloTarget(Target):
     def verify(self, lowering: XyloNetwork, x: np.ndarray, log=None) -> dict:
         from adacal.backends.xylo.verify import verify
         return verify(lowering.low, x, log)
+
+    def verify_merge(self, lowering: XyloNetwork, parts) -> dict:
+        from adacal.backends.xylo.verify import merge
+        return merge(lowering.low, parts)
 
 
 TARGET = XyloTarget()

@@ -8,6 +8,10 @@ import numpy as np
 
 from adacal.errors import AdacalError
 from adacal.progress import noop_advance, progress_task
+from adacal.target import merge_verify_results
+
+#: compare's quantities, in the order it checks them (ties at one step and sample go to the earlier)
+QUANTITIES = ("events", "vmem_out", "events_out")
 
 
 def verify(low, x: np.ndarray, log=None) -> dict:
@@ -43,6 +47,15 @@ def _hidden_owner(low) -> dict:
     return where
 
 
+def merge(low, parts: list[tuple[int, dict]]) -> dict:
+    """verify's result on all samples from its results on consecutive shards
+    [(offset of the shard's first sample, result), ...]: the first mismatch
+    in compare's order (step, sample, quantity, neuron)."""
+    def key(m):
+        return (m["step"], m["sample"], QUANTITIES.index(m["quantity"]), m.get("hidden_id", m.get("output_id", 0)))
+    return merge_verify_results(parts, key=key)
+
+
 def compare(low, ours, ref) -> tuple[dict | None, np.ndarray]:
     """The earliest mismatch (by step, then sample) and a per-sample flag."""
     where = _hidden_owner(low)
@@ -50,8 +63,8 @@ def compare(low, ours, ref) -> tuple[dict | None, np.ndarray]:
     n = np.asarray(ours.spikes).shape[0]
     bad = np.zeros(n, bool)
     first = None
-    for quantity, a, b in (("events", ours.spikes, ref.spikes), ("vmem_out", ours.vmem_out, ref.vmem_out),
-                           ("events_out", ours.spikes_out, ref.spikes_out)):
+    for quantity, a, b in zip(QUANTITIES, (ours.spikes, ours.vmem_out, ours.spikes_out),
+                              (ref.spikes, ref.vmem_out, ref.spikes_out)):
         a, b = np.asarray(a), np.asarray(b)
         if a.shape != b.shape:
             raise AdacalError(f"verify: {quantity} has shape {a.shape} here and {b.shape} in XyloSim")
