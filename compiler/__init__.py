@@ -7,8 +7,12 @@
     art = adacal.load_artifact("build/")
     art.simulate(data), art.verify(data, samples=5)
 
-calib, val and data: a .npz path, an array x, or a pair (x, y).  Every
-problem with the input raises AdacalError with the CLI's one-line message.
+calib, val and data: a .npz path, a directory with x.npy (and y.npy), an
+array x, a pair (x, y), or an iterable of (x, y) batches such as a torch
+DataLoader (adacal.data); batch_size=N (default 256) says how many samples are
+read and simulated at a time.  compute_device="cuda" (or "cuda:N", "mps")
+runs the float stages on that torch device (adacal.device).  Every problem
+with the input raises AdacalError with the CLI's one-line message.
 """
 from adacal.errors import AdacalError
 from adacal.ir import Graph, Node
@@ -22,7 +26,14 @@ def load_onnx(model) -> Graph:
     return _load(model)
 
 
-def convert(model, calib, val=None, *, log=None, **options):
+def _on(compute_device):
+    """The device context for compute_device (None: whatever is current)."""
+    import contextlib
+    from adacal.device import using
+    return contextlib.nullcontext() if compute_device is None else using(compute_device)
+
+
+def convert(model, calib, val=None, *, log=None, compute_device=None, **options):
     """Convert an ONNX model (path, bytes, ModelProto or IR graph) into a
     calibrated float burst SNN.
 
@@ -34,12 +45,13 @@ def convert(model, calib, val=None, *, log=None, **options):
     """
     from adacal.pipeline import ConvertOptions
     from adacal.pipeline import convert as _convert
-    conv, _ = _convert(model, calib, val, options=_options(ConvertOptions, options), log=log)
+    with _on(compute_device):
+        conv, _ = _convert(model, calib, val, options=_options(ConvertOptions, options), log=log)
     return conv
 
 
 def compile(model, target, calib, out_dir, val=None, device=None, *, force=False, log=None,  # noqa: A001
-            emit_nir=False, **options):
+            emit_nir=False, compute_device=None, **options):
     """Convert and compile for target ('loihi2' or 'xylo', which needs a
     device: 'xylo-audio2', 'xylo-audio3' or 'xylo-imu') into out_dir.
 
@@ -47,8 +59,10 @@ def compile(model, target, calib, out_dir, val=None, device=None, *, force=False
     .simulate(data), .verify(data, samples=N)."""
     from adacal.artifact import compile_model
     from adacal.pipeline import ConvertOptions
-    art, summary = compile_model(model, target, calib, out_dir, val=val, options=_options(ConvertOptions, options),
-                                 force=force, log=log, emit_nir=emit_nir, device=device)
+    with _on(compute_device):
+        art, summary = compile_model(model, target, calib, out_dir, val=val,
+                                     options=_options(ConvertOptions, options), force=force, log=log,
+                                     emit_nir=emit_nir, device=device)
     art.summary = summary
     return art
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,16 +44,20 @@ class Artifact:
     def target_object(self) -> Target:
         return targets.get(self.target)
 
-    def _data(self, data, y=None):
-        from adacal.data import as_data
-        shape = self.manifest["input"]["shape"]
+    def _samples(self, data):
+        """data (anything adacal.data.open_data takes) as Samples, validated
+        against the artifact's input and output."""
+        from adacal.data import open_data
         out = self.manifest["output"]["shape"]
-        x, y2 = as_data(data, shape, int(np.prod(out)), "data", out)
-        return x, (y2 if y is None else y)
+        return open_data(data, self.manifest["input"]["shape"], int(np.prod(out)), "data", out)
 
-    def simulate(self, data, y=None, adaptive: bool = False, log=None, workers: int = 1, cluster=None) -> dict:
-        """Run bit-accurately on data (a .npz path, an array x or a pair
-        (x, y)).  log: optional message callable or adacal.progress.Reporter.
+    def simulate(self, data, y=None, adaptive: bool = False, log=None, workers: int = 1, cluster=None,
+                 batch_size: int = 256) -> dict:
+        """Run bit-accurately on data (a .npz path, a directory with x.npy
+        (and y.npy), an array x, a pair (x, y) or an iterable of batches),
+        batch_size samples at a time: memory holds one batch and the
+        per-sample results.  log: optional message callable or
+        adacal.progress.Reporter.
 
         workers: 1 (default) runs here, in this process; N > 1 shards the
         samples over a local Dask cluster of N worker processes, and cluster
@@ -64,7 +68,10 @@ class Artifact:
         from adacal.distribute import check_engine, engine_fields
 
         workers = check_engine(workers, cluster)
-        x, y = self._data(data, y)
+        if batch_size < 1:
+            raise AdacalError(f"--batch-size must be >= 1, got {batch_size}")
+        samples = self._samples(data)
+        y = samples.y if y is None else y
         tgt = self.target_object
         if adaptive and not tgt.adaptive_timesteps:
             raise AdacalError(f"{self.path}: adaptive timesteps are not supported for {tgt.title} artifacts")
@@ -72,13 +79,17 @@ class Artifact:
             raise AdacalError(f"{self.path}: compiled without --adaptive-timesteps; no exit policy stored")
         if workers > 1 or cluster is not None:
             from adacal import distribute
-            return distribute.simulate(self, data, x, y, adaptive, log, workers, cluster)
+            return distribute.simulate(self, data, samples, y, adaptive, log, workers, cluster)
         if log:
-            log(f"simulating {len(x)} samples bit-accurately ({self.target}) ...")
+            log(f"simulating {len(samples)} samples bit-accurately ({self.target}) ...")
         t0 = time.perf_counter()
-        with progress_task(log, "bit-accurate simulation", None, f"{len(x)} samples"):
-            out = self.lowering.simulate(x, y, adaptive, self.manifest)
-        out["output_error"] = self._output_error(x, out["outputs"])
+        parts = []
+        with progress_task(log, "bit-accurate simulation", len(samples), "samples") as advance:
+            for xb in samples.batches(batch_size):
+                parts.append(self.lowering.simulate_part(xb))
+                advance(len(xb))
+        out = self.lowering.simulate_merge(parts, y, adaptive, self.manifest)
+        out["output_error"] = self.output_error_of(out["outputs"], self.ann_outputs(samples, batch_size))
         return {**out, "seconds": time.perf_counter() - t0, **engine_fields("local", 1, 1)}
 
     def ann(self):
@@ -90,10 +101,14 @@ class Artifact:
         from adacal.pipeline import load_model
         return load_model(self.path / ANN_FILE)
 
-    def ann_outputs(self, x):
-        """The source ANN's output on x (None without ann.onnx)."""
+    def ann_outputs(self, x, batch_size: int = 256):
+        """The source ANN's output on x (an array or Samples; None without
+        ann.onnx)."""
+        from adacal.data import open_data
         ann = self.ann()
-        return None if ann is None else ann.run(x)
+        if ann is None:
+            return None
+        return np.concatenate([ann.run(xb, batch_size=len(xb)) for xb in open_data(x).batches(batch_size)])
 
     @staticmethod
     def output_error_of(outputs, ann_outputs) -> dict | None:
@@ -116,11 +131,11 @@ class Artifact:
         workers = check_engine(workers, cluster)
         if samples is not None and samples < 1:
             raise AdacalError(f"--samples must be >= 1, got {samples}")
-        x_all, _ = self._data(data)
-        x = x_all[:samples] if samples else x_all
+        every = self._samples(data)
+        x = every.rows(0, samples or len(every))
         if workers > 1 or cluster is not None:
             from adacal import distribute
-            return distribute.verify(self, data, x, len(x_all), log, workers, cluster)
+            return distribute.verify(self, data, x, len(every), log, workers, cluster)
         t0 = time.perf_counter()
         out = self.target_object.verify(self.lowering, x, log)
         return {**out, "seconds": time.perf_counter() - t0, **engine_fields("local", 1, 1)}
@@ -141,9 +156,10 @@ def compile_model(model, target: str, calib, out_dir, val=None, options=None, fo
     check_output_dir(out_dir, force)
     ann = load_model(model)
     calib, val = _as_data(calib, val, ann)
-    xc, yc, x_check = split_calibration(calib, opts)
-    conv = convert_graph(ann, xc, yc, opts, log, x_check)
+    cal, yc, x_check = split_calibration(calib, opts)
+    conv = convert_graph(ann, cal, yc, opts, log, x_check)
     nir_file = _nir_file(conv) if emit_nir else None  # built before lowering: an export problem surfaces early
+    xc = lowering_samples(cal)
     problems = tgt.check(conv, xc, topts)
     if problems:
         raise AdacalError(tgt.problems_message(problems, topts))
@@ -156,7 +172,7 @@ def compile_model(model, target: str, calib, out_dir, val=None, options=None, fo
     if nir_file is not None:
         files["network.nir"] = nir_file
     man = _manifest(conv, source, tgt, saved, files)
-    summary = {"target": tgt.name, **saved.summary, **summary, "options": asdict(opts),
+    summary = {"target": tgt.name, **saved.summary, **summary, "options": opts.recorded(),
                "timings": {**conv.timings, **summary["timings"]}}
     summary["seconds"] = time.perf_counter() - t0
     summary.update(conversion_fields(conv))
@@ -166,10 +182,23 @@ def compile_model(model, target: str, calib, out_dir, val=None, options=None, fo
 
 
 def _as_data(calib, val, ann):
-    from adacal.data import as_data
+    from adacal.data import open_data
     classes = int(np.prod(ann.output_shape))
-    calib = as_data(calib, ann.input_shape, classes, "calibration", ann.output_shape)
-    return calib, (None if val is None else as_data(val, ann.input_shape, classes, "validation", ann.output_shape))
+    calib = open_data(calib, ann.input_shape, classes, "calibration", ann.output_shape)
+    return calib, (None if val is None else open_data(val, ann.input_shape, classes, "validation", ann.output_shape))
+
+
+#: at most this many calibration samples reach a target's lowering
+LOWERING_SAMPLES = 256
+
+
+def lowering_samples(cal) -> np.ndarray:
+    """The calibration samples a target's lowering sees (the input range, the
+    integer calibration), in memory: all of them, or the first
+    LOWERING_SAMPLES (in the calibration order) when there are more, so that
+    its memory does not grow with --calib-samples and does not depend on
+    --batch-size."""
+    return cal.array() if len(cal) <= LOWERING_SAMPLES else next(iter(cal.batches(LOWERING_SAMPLES)))
 
 
 def _source_bytes(model, model_path) -> bytes | None:
@@ -201,12 +230,11 @@ def _lower_and_evaluate(tgt: Target, conv, xc, topts: dict, val, log) -> tuple[L
     timings = {"lowering": time.perf_counter() - t}
     out = {"timings": timings}
     if val is not None:
-        xv, yv = val
         if log:
             log(f"evaluating float and bit-accurate ({tgt.title}) networks ...")
-        with progress_task(log, "float SNN evaluation", None, f"{len(xv)} samples"):
-            flt = evaluate(conv, xv, yv, adaptive=False)
-        out.update(net.evaluate(conv, xv, yv, flt, log))
+        with progress_task(log, "float SNN evaluation", None, f"{len(val)} samples"):
+            flt = evaluate(conv, val, val.y, adaptive=False)
+        out.update(net.evaluate(conv, val.array(), val.y, flt, log))
         timings["evaluation"] = time.perf_counter() - t - timings["lowering"]
     return net, out
 

@@ -16,6 +16,7 @@ from adacal import targets
 from adacal.errors import AdacalError
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
+DATA_HELP = "a .npz with x (and y), or a directory with x.npy (and y.npy), read in batches"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Convert an ONNX model into a calibrated burst-spiking network (float "
                         "simulation, no hardware target) and report accuracy, spikes, synops and energy.")
     cv.add_argument("model", metavar="MODEL.onnx")
-    cv.add_argument("--calib", required=True, metavar="CAL.npz", help="calibration data (training samples)")
-    cv.add_argument("--val", metavar="VAL.npz", help="validation data with labels y (for accuracy)")
+    cv.add_argument("--calib", required=True, metavar="CAL", help="calibration data (training samples): " + DATA_HELP)
+    cv.add_argument("--val", metavar="VAL", help="validation data with labels y (for accuracy): " + DATA_HELP)
     cv.add_argument("-o", "--out", metavar="DIR", help="write report.json (and the converted graph) into DIR")
     cv.add_argument("--force", action="store_true", help="replace DIR if it is an existing adacal output")
     cv.add_argument("--emit-nir", action="store_true", help="also write the float burst SNN as a NIR graph, "
@@ -57,14 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
         add_compile_command(sub, targets.get(name))
     sm = sub.add_parser("simulate", help="run a compiled artifact with the bit-accurate simulator")
     sm.add_argument("artifact", metavar="OUTDIR")
-    sm.add_argument("--data", required=True, metavar="DATA.npz")
+    sm.add_argument("--data", required=True, metavar="DATA", help=DATA_HELP)
     sm.add_argument("--adaptive-timesteps", action="store_true", help="use the stored exit policy")
+    add_batch_size(sm, calibration=False)
     add_engine_options(sm)
     sm.add_argument("--json", action="store_true")
     sm.add_argument("--quiet", action="store_true", help="no progress messages")
     vf = sub.add_parser("verify", help="check a compiled artifact against the vendor's bit-accurate model")
     vf.add_argument("artifact", metavar="OUTDIR")
-    vf.add_argument("--data", required=True, metavar="DATA.npz")
+    vf.add_argument("--data", required=True, metavar="DATA", help=DATA_HELP)
     vf.add_argument("--samples", type=int, default=10, help="samples to compare (default 10)")
     add_engine_options(vf)
     vf.add_argument("--json", action="store_true")
@@ -86,11 +88,12 @@ def add_compile_command(sub, target) -> None:
     target's own (Xylo's --device)."""
     c = sub.add_parser(target.command, help=target.help, description=target.description)
     c.add_argument("model", metavar="MODEL.onnx")
-    c.add_argument("--calib", required=True, metavar="CAL.npz")
+    c.add_argument("--calib", required=True, metavar="CAL", help=DATA_HELP)
     c.add_argument("-o", "--out", required=True, metavar="OUTDIR")
     for o in target.options:
         c.add_argument(o.flag, dest=o.dest, required=o.required, choices=o.choices, help=o.help)
-    c.add_argument("--val", metavar="VAL.npz", help="validation data: accuracy of ANN, float and bit-accurate SNN")
+    c.add_argument("--val", metavar="VAL", help="validation data: accuracy of ANN, float and bit-accurate SNN; "
+                   + DATA_HELP)
     c.add_argument("--force", action="store_true", help="replace OUTDIR if it is an existing adacal output")
     c.add_argument("--emit-nir", action="store_true", help="also write the float burst SNN as a NIR graph, "
                    "OUTDIR/network.nir")
@@ -141,6 +144,21 @@ def add_conversion_options(p: argparse.ArgumentParser, graded: bool = True) -> N
     g.add_argument("--exit-level", type=float, default=0.9, metavar="A",
                    help="0..1: higher waits longer (more accurate), 1 never exits early (default 0.9)")
     g.add_argument("--seed", type=int, default=0, help="seed for the choice of calibration samples")
+    add_batch_size(g)
+
+
+def add_batch_size(g, calibration: bool = True) -> None:
+    """--batch-size and the torch device (--device, or --compute-device where
+    --device names the Xylo chip) of the float stages."""
+    more = (": with more calibration samples than this, calibration is streamed and memory stays that of one "
+            "batch" if calibration else "")
+    g.add_argument("--batch-size", type=int, default=256, metavar="N",
+                   help=f"samples read and simulated at a time (default 256){more}")
+    flags = ["--compute-device"] if any("--device" in a.option_strings for a in g._actions) \
+        else ["--device", "--compute-device"]
+    g.add_argument(*flags, dest="compute_device", default="cpu", metavar="DEV",
+                   help="torch device of the float stages and the integer simulator's sums: cpu (default), cuda, "
+                        "cuda:N or mps")
 
 
 def conversion_options(args):
@@ -152,7 +170,7 @@ def conversion_options(args):
         search_thresholds=args.search_thresholds, sensitivity_budget=args.sensitivity_budget,
         search_cost=getattr(args, "search_cost", "spikes"), maxpool=args.maxpool,
         adaptive_timesteps=args.adaptive_timesteps, exit_metric=args.exit_metric, exit_level=args.exit_level,
-        seed=args.seed)
+        seed=args.seed, batch_size=args.batch_size)
 
 
 def _log(args):
@@ -196,14 +214,14 @@ def cmd_convert(args) -> int:
 
 
 def _load_model_and_data(args):
-    from adacal.data import load_data
+    from adacal.data import open_data
     from adacal.frontends.onnx import load_onnx
     from adacal.passes import cleanup
 
     g = cleanup(load_onnx(args.model))
     classes = int(np.prod(g.output_shape))
-    calib = load_data(args.calib, g.input_shape, classes, "calibration", g.output_shape)
-    val = load_data(args.val, g.input_shape, classes, "validation", g.output_shape) if args.val else None
+    calib = open_data(args.calib, g.input_shape, classes, "calibration", g.output_shape)
+    val = open_data(args.val, g.input_shape, classes, "validation", g.output_shape) if args.val else None
     return g, calib, val
 
 
@@ -236,8 +254,10 @@ def cmd_simulate(args) -> int:
 
     _check_engine(args)
     art = load_artifact(args.artifact)
+    if args.batch_size < 1:
+        raise AdacalError(f"--batch-size must be >= 1, got {args.batch_size}")
     res = art.simulate(args.data, adaptive=args.adaptive_timesteps, log=_log(args), workers=args.workers,
-                       cluster=args.cluster)
+                       cluster=args.cluster, batch_size=args.batch_size)
     res.pop("predictions")
     res.pop("outputs")
     _close_log(args)
@@ -289,7 +309,11 @@ def cmd_inspect(args) -> int:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _dispatch(args)
+        from adacal.device import using
+        if getattr(args, "compute_device", None) is None:
+            return _dispatch(args)
+        with using(args.compute_device):
+            return _dispatch(args)
     except AdacalError as e:
         _close_log(args)  # clear the progress bars before the message
         sys.stderr.write(f"adacal: error: {e}\n")

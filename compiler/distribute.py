@@ -265,7 +265,12 @@ def task_args(art, data, x, total: int):
     path = str(Path(art.path).resolve())
     if source is not None:
         return lambda sh: (path, source, None, total)
-    return lambda sh: (path, None, x[sh.start:sh.stop], total)
+    return lambda sh: (path, None, _rows(x, sh.start, sh.stop), total)
+
+
+def _rows(x, start: int, stop: int) -> np.ndarray:
+    """Samples start .. stop - 1 of an array or adacal.data Samples."""
+    return x.rows(start, stop) if hasattr(x, "rows") else np.asarray(x[start:stop])
 
 
 def simulate(art, data, x, y, adaptive: bool, log, workers: int, cluster) -> dict:
@@ -351,15 +356,16 @@ def _samples(art, source: str | None, arrays, total: int, sh: Shard) -> np.ndarr
     that came with the task."""
     if source is None:
         return np.asarray(arrays)
-    stamp = _stamp(Path(source))
+    p = Path(source)
+    stamp = _stamp(p / "x.npy" if p.is_dir() else p)
     got = _DATA.get(source)
     if got is None or got[0] != stamp:
-        _DATA.clear()  # one data file at a time
-        got = _DATA[source] = (stamp, art._data(source)[0])
+        _DATA.clear()  # one data file at a time (a directory's x.npy is memory-mapped)
+        got = _DATA[source] = (stamp, art._samples(source))
     x = got[1]
     if len(x) != total:
         raise AdacalError(f"data file {source} changed while the workers ran ({total} samples, now {len(x)})")
-    return x[sh.start:sh.stop]
+    return x.rows(sh.start, sh.stop)
 
 
 def _test_hook(sh: Shard, attempt: int) -> None:

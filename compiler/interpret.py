@@ -1,4 +1,5 @@
-"""The float reference interpreter: runs an IR graph with torch on the CPU.
+"""The float reference interpreter: runs an IR graph with torch (on the CPU,
+or the device adacal.device.using chose).
 
 The same op functions run on torch's 'meta' device to infer output shapes, so
 there is one definition of every op's semantics.
@@ -10,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from adacal import ir
+from adacal.device import to_device
 from adacal.walker import walk
 
 
@@ -204,8 +206,8 @@ def run_graph(graph: ir.Graph, x: np.ndarray, keep: tuple[str, ...] | None = Non
     names = tuple(keep) if keep is not None else ()
     chunks: dict[str, list[np.ndarray]] = {}
     for start in range(0, max(len(x), 1), batch_size):
-        res = _run_batch(graph, torch.from_numpy(x[start:start + batch_size]), names)
+        res = _run_batch(graph, to_device(torch.from_numpy(x[start:start + batch_size])), names)
         for k, v in res.items():
-            chunks.setdefault(k, []).append(v.numpy())
+            chunks.setdefault(k, []).append(v.cpu().numpy())
     joined = {k: np.concatenate(v) for k, v in chunks.items()}
     return joined if keep is not None else joined[graph.output]

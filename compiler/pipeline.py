@@ -23,15 +23,15 @@ import numpy as np
 from adacal import ir
 from adacal.errors import AdacalError
 from adacal.frontends.onnx import load_onnx
-from adacal.passes import adaptive_timesteps, bias_correction, cleanup, conversion_plan
+from adacal.passes import adaptive_timesteps, ann_statistics, bias_correction, cleanup, conversion_plan
 from adacal.passes.burst_search import search_max_spikes, with_max_spikes
 from adacal.passes.threshold_ratio_search import RATIOS, scale_thresholds, search_threshold_ratios
 from adacal.progress import progress_task
 from adacal.passes.thresholds import parse_method, set_thresholds
 from adacal.passes.maxpool_placement import hoist_maxpool
-from adacal.passes.to_spiking import MAXPOOL_CHOICES, neuron_names, to_spiking
+from adacal.passes.to_spiking import MAXPOOL_CHOICES, neuron_names, set_neuron, to_spiking
 from adacal.runtime_sim import energy
-from adacal.runtime_sim.float_sim import simulate
+from adacal.runtime_sim.float_sim import concat_results, simulate
 from adacal.summary import ENERGY_CONVENTION, accuracy, accuracy_by_step, has_labels, measure, output_error
 
 
@@ -53,6 +53,17 @@ class ConvertOptions:
     exit_metric: str = "confidence"
     exit_level: float = 0.9
     seed: int = 0
+    #: samples per batch; with more calibration samples than this, calibration is streamed.
+    #: It does not change the result, so artifacts do not record it (recorded()).
+    batch_size: int = 256
+
+    def recorded(self) -> dict:
+        """The options as the manifest, report.json and NIR metadata record
+        them: all but batch_size, which changes how the work is done, not its
+        result."""
+        d = asdict(self)
+        d.pop("batch_size")
+        return d
 
     def check(self) -> None:
         if self.timesteps < 1:
@@ -84,6 +95,8 @@ class ConvertOptions:
             raise AdacalError(f"--exit-level must be in [0, 1], got {self.exit_level}")
         if self.seed < 0:
             raise AdacalError(f"--seed must be >= 0, got {self.seed}")
+        if self.batch_size < 1:
+            raise AdacalError(f"--batch-size must be >= 1, got {self.batch_size}")
         parse_method(self.threshold)
 
 
@@ -103,9 +116,10 @@ class Conversion:
     def simulate(self, data, y=None, adaptive: bool | None = None) -> dict:
         """The float SNN on data (a .npz path, an array x or a pair (x, y)):
         accuracy, spikes, synops and energy (see evaluate)."""
-        from adacal.data import as_data
-        x, y2 = as_data(data, self.ann.input_shape, int(np.prod(self.ann.output_shape)), "data", self.ann.output_shape)
-        return evaluate(self, x, y2 if y is None else y, adaptive)
+        from adacal.data import open_data
+        samples = open_data(data, self.ann.input_shape, int(np.prod(self.ann.output_shape)), "data",
+                            self.ann.output_shape)
+        return evaluate(self, samples, samples.y if y is None else y, adaptive)
 
     def save(self, out_dir, force: bool = False, model_path=None, emit_nir: bool = False):
         """Write what `adacal convert -o DIR` writes: manifest.json,
@@ -114,7 +128,7 @@ class Conversion:
         from adacal.report_html import render
         from pathlib import Path
         man = manifest(self, None if model_path is None else Path(model_path).read_bytes(), "float")
-        summary = self.summary or {"options": asdict(self.options), **conversion_fields(self)}
+        summary = self.summary or {"options": self.options.recorded(), **conversion_fields(self)}
         files = {"manifest.json": man, "report.json": summary, "network.txt": str(self.snn),
                  "report.html": render(summary, man).encode("utf-8")}
         if emit_nir:
@@ -163,33 +177,56 @@ def _table(a: np.ndarray) -> list:
     return [[float(v) if np.isfinite(v) else None for v in row] for row in np.asarray(a, np.float64)]
 
 
-def pick_calibration(x: np.ndarray, y, n: int, seed: int):
-    idx = np.random.default_rng(seed).permutation(len(x))[: min(n, len(x))]
+def calibration_indices(n: int, count: int, seed: int) -> np.ndarray:
+    """Which of n samples calibrate: `count` of them, seeded, sorted."""
+    idx = np.random.default_rng(seed).permutation(n)[: min(count, n)]
     idx.sort()
+    return idx
+
+
+def check_indices(n: int, count: int, seed: int) -> np.ndarray:
+    """Up to CHECK_SAMPLES of the n samples that calibration_indices(n,
+    count, seed) leaves out (the same permutation), sorted."""
+    idx = np.random.default_rng(seed).permutation(n)[count: count + CHECK_SAMPLES]
+    idx.sort()
+    return idx
+
+
+def pick_calibration(x: np.ndarray, y, n: int, seed: int):
+    idx = calibration_indices(len(x), n, seed)
     return x[idx], (None if y is None else y[idx])
 
 
 def pick_check(x: np.ndarray, n: int, seed: int) -> np.ndarray | None:
     """Up to CHECK_SAMPLES samples of x that pick_calibration(x, y, n, seed)
     leaves out (the same permutation), or None when it takes them all."""
-    idx = np.random.default_rng(seed).permutation(len(x))[n: n + CHECK_SAMPLES]
-    idx.sort()
+    idx = check_indices(len(x), n, seed)
     return x[idx] if len(idx) else None
 
 
 def split_calibration(calib, opts: ConvertOptions):
-    """calib (x or (x, y)) -> the calibration samples (x, y) and the check
-    samples (pick_calibration and pick_check with the options' count and seed)."""
-    x, y = calib if isinstance(calib, tuple) else (calib, None)
-    x = np.asarray(x, np.float32)
-    return (*pick_calibration(x, y, opts.calib_samples, opts.seed),
-            pick_check(x, opts.calib_samples, opts.seed))
+    """calib (adacal.data.Samples, x or (x, y)) -> the calibration samples
+    (a Subset, read in batches), their y, and the check samples (an array, or
+    None): calibration_indices and check_indices with the options' count and
+    seed."""
+    from adacal.data import Subset, open_data
+    calib = open_data(calib)
+    cal = Subset(calib, calibration_indices(len(calib), opts.calib_samples, opts.seed))
+    chk = check_indices(len(calib), opts.calib_samples, opts.seed)
+    return cal, cal.y, (calib.take(chk) if len(chk) else None)
 
 
-def convert_graph(ann: ir.Graph, x_cal: np.ndarray, y_cal, opts: ConvertOptions, log=None,
+def convert_graph(ann: ir.Graph, x_cal, y_cal, opts: ConvertOptions, log=None,
                   x_check: np.ndarray | None = None) -> Conversion:
-    """Convert and calibrate on x_cal; the calibration check runs on x_check
-    (samples calibration did not see) or, without it, on x_cal."""
+    """Convert and calibrate on x_cal (an array, or adacal.data Samples /
+    Subset read in batches); the calibration check runs on x_check (samples
+    calibration did not see) or, without it, on x_cal.
+
+    With more calibration samples than opts.batch_size (and no search), the
+    thresholds and the calibration are streamed: memory stays that of one
+    batch (docs/method.md, "Streamed calibration")."""
+    from adacal.data import open_data
+
     opts.check()
     T = opts.timesteps
     steps = _Steps(log)
@@ -197,9 +234,51 @@ def convert_graph(ann: ir.Graph, x_cal: np.ndarray, y_cal, opts: ConvertOptions,
         ann = hoist_maxpool(ann)
     snn = to_spiking(ann, opts.spike_range[1] if opts.search_spikes else opts.max_spikes, opts.maxpool)
     names = neuron_names(snn)
+    conv = Conversion(ann, snn, opts)
+    cal = open_data(x_cal) if isinstance(x_cal, np.ndarray) or not hasattr(x_cal, "batches") else x_cal
+    bs = opts.batch_size
+    if len(cal) > bs and not (opts.search_spikes or opts.search_thresholds):
+        snn, ann_out = _calibrate_streamed(steps, ann, snn, cal, opts)
+        x_cal = None
+    else:
+        x_cal = cal.array()
+        snn, ann_out = _calibrate_in_memory(steps, conv, ann, snn, x_cal, opts)
+    held_out = x_check is not None and len(x_check) > 0
+    if held_out:
+        x_chk = np.asarray(x_check, np.float32)
+        sim, _ = steps.run("calibration check", simulate, snn, x_chk, T)
+        chk_ann = ann.run(x_chk)
+    else:
+        sim = steps.run("calibration check", simulate_batches, snn, cal.batches(bs), T)
+        chk_ann = ann_out
+    n_chk = sim.outputs.shape[1]
+    chk_ref = chk_ann.reshape(n_chk, -1).argmax(axis=1)
+    agree = float((sim.mean_output().reshape(n_chk, -1).argmax(axis=1) == chk_ref).mean())
+    conv.calibration_check = {"agreement": agree, "output_error": output_error(sim.mean_output(), chk_ann),
+                              "regression": y_cal is not None and not has_labels(y_cal),
+                              "samples": n_chk, "held_out": held_out}
+    if opts.adaptive_timesteps:
+        if held_out:
+            sim = simulate_batches(snn, cal.batches(bs), T)
+        ref = y_cal if has_labels(y_cal) else ann_out.reshape(len(ann_out), -1).argmax(axis=1)
+        conv.exit_policy = adaptive_timesteps.calibrate(sim.outputs, ref, opts.exit_metric, opts.exit_level)
+    conv.snn = snn
+    conv.timings = steps.timings
+    return conv
+
+
+def simulate_batches(snn: ir.Graph, batches, T: int, fanout: dict | None = None):
+    """The float SNN's SimResult over an iterable of batches of samples."""
+    return concat_results([simulate(snn, xb, T, fanout=fanout, batch_size=len(xb))[0] for xb in batches])
+
+
+def _calibrate_in_memory(steps, conv, ann, snn, x_cal, opts):
+    """Thresholds, the searches and calibration with every calibration
+    sample's activations in memory.  Returns (snn, the ANN's outputs)."""
+    T = opts.timesteps
+    names = neuron_names(snn)
     acts = ann.activations(x_cal, names)
     ann_out = ann.run(x_cal)
-    conv = Conversion(ann, snn, opts)
     snn = steps.counted("thresholds", len(names), "layers", set_thresholds, snn, acts, T, opts.threshold)
     if opts.search_spikes:
         lo, hi = opts.spike_range
@@ -227,32 +306,45 @@ def convert_graph(ann: ir.Graph, x_cal: np.ndarray, y_cal, opts: ConvertOptions,
         conv.searches["threshold_ratios"] = {"ratios": list(res.ratios), "chosen": list(res.chosen),
                                              "budget_kl": res.budget, "sensitivity": _table(res.sensitivity),
                                              "cost": res.price, RATIO_COST_KEY[res.price]: _table(res.cost)}
-    held_out = x_check is not None and len(x_check) > 0
-    x_chk = np.asarray(x_check, np.float32) if held_out else x_cal
-    sim, _ = steps.run("calibration check", simulate, snn, x_chk, T)
-    chk_ann = ann.run(x_chk) if held_out else ann_out
-    chk_ref = chk_ann.reshape(len(x_chk), -1).argmax(axis=1)
-    agree = float((sim.mean_output().reshape(len(x_chk), -1).argmax(axis=1) == chk_ref).mean())
-    conv.calibration_check = {"agreement": agree, "output_error": output_error(sim.mean_output(), chk_ann),
-                              "regression": y_cal is not None and not has_labels(y_cal),
-                              "samples": len(x_chk), "held_out": held_out}
-    if opts.adaptive_timesteps:
-        if held_out:
-            sim, _ = simulate(snn, x_cal, T)
-        ref = y_cal if has_labels(y_cal) else ann_out.reshape(len(ann_out), -1).argmax(axis=1)
-        conv.exit_policy = adaptive_timesteps.calibrate(sim.outputs, ref, opts.exit_metric, opts.exit_level)
-    conv.snn = snn
-    conv.timings = steps.timings
-    return conv
+    return snn, ann_out
 
 
-def evaluate(conv: Conversion, x: np.ndarray, y=None, adaptive: bool | None = None) -> dict:
-    """Accuracy, spikes, synops and energy of the converted SNN on x (and y)."""
+def _calibrate_streamed(steps, ann, snn, cal, opts):
+    """Thresholds and calibration over the calibration samples in batches
+    of opts.batch_size.  Returns (snn, the ANN's outputs)."""
+    T, bs = opts.timesteps, opts.batch_size
+    names = neuron_names(snn)
+    signed = {n: snn.node(n).op.signed for n in names}
+    stats = steps.run("activation statistics", ann_statistics.gather, ann, lambda: cal.batches(bs), names, signed,
+                      opts.threshold, neuron_means=opts.calibration == "advanced")
+    for name in names:
+        op = snn.node(name).op
+        snn = set_neuron(snn, name, threshold=stats[name].thresholds(T, op.max_spikes, opts.threshold))
+    ann_out = np.concatenate([ann.run(xb, batch_size=len(xb)) for xb in cal.batches(bs)])
+    snn = steps.counted("calibration", len(names), "layers", bias_correction.correct_streamed, snn, stats,
+                        lambda: cal.batches(bs), T, opts.calibration)
+    return snn, ann_out
+
+
+def evaluate(conv: Conversion, x, y=None, adaptive: bool | None = None) -> dict:
+    """Accuracy, spikes, synops and energy of the converted SNN on x (and
+    y): an array, or adacal.data Samples read in batches of the options'
+    batch_size (memory then holds one batch and the per-sample results)."""
+    from adacal.data import open_data
+
     snn, ann, T = conv.snn, conv.ann, conv.options.timesteps
     fan = energy.fanout_maps(snn)
-    sim, _ = simulate(snn, x, T, fanout=fan)
-    ann_out = ann.run(x).reshape(len(x), -1)
-    n = len(x)
+    data = open_data(x)
+    if y is None:
+        y = data.y
+    bs = conv.options.batch_size
+    parts, ann_out = [], []
+    for xb in data.batches(bs):
+        parts.append(simulate(snn, xb, T, fanout=fan, batch_size=len(xb))[0])
+        ann_out.append(ann.run(xb, batch_size=len(xb)).reshape(len(xb), -1))
+    sim = concat_results(parts)
+    ann_out = np.concatenate(ann_out)
+    n = len(data)
     policy = conv.exit_policy if adaptive in (None, True) else None
     if adaptive and policy is None:
         raise AdacalError("adaptive timesteps need an exit policy: convert with --adaptive-timesteps")
@@ -314,28 +406,29 @@ def convert(model, calib, val=None, options: ConvertOptions | None = None, log=N
     """Python API: convert an ONNX model (path, bytes, ModelProto or IR graph)
     with calibration data.
 
-    calib / val: a .npz path, an array x or a pair (x, y).  Options as ConvertOptions or
+    calib / val: a .npz path, a directory with x.npy (and y.npy), an array
+    x, a pair (x, y) or an iterable of (x, y) batches (adacal.data).  Options as ConvertOptions or
     keyword arguments (timesteps=..., max_spikes=..., ...).
     Returns (conversion, summary dict) — the summary is what `adacal convert
     --json` prints.
     """
-    from adacal.data import as_data
+    from adacal.data import open_data
 
     t0 = time.perf_counter()
     opts = options or ConvertOptions(**kw)
     opts.check()
     ann = load_model(model)
     classes = int(np.prod(ann.output_shape))
-    calib = as_data(calib, ann.input_shape, classes, "calibration", ann.output_shape)
+    calib = open_data(calib, ann.input_shape, classes, "calibration", ann.output_shape)
     xc, yc, x_check = split_calibration(calib, opts)
     conv = convert_graph(ann, xc, yc, opts, log, x_check)
-    summary = {"options": asdict(opts), "timings": conv.timings, **conversion_fields(conv)}
+    summary = {"options": opts.recorded(), "timings": conv.timings, **conversion_fields(conv)}
     if val is not None:
-        xv, yv = as_data(val, ann.input_shape, classes, "validation", ann.output_shape)
+        val = open_data(val, ann.input_shape, classes, "validation", ann.output_shape)
         if log:
-            log(f"evaluating on {len(xv)} samples ...")
+            log(f"evaluating on {len(val)} samples ...")
         with progress_task(log, "evaluation", None, "float SNN"):
-            summary.update(evaluate(conv, xv, yv))
+            summary.update(evaluate(conv, val, val.y))
     summary["seconds"] = time.perf_counter() - t0
     conv.summary = summary
     return conv, summary
@@ -405,7 +498,7 @@ def manifest(conv: Conversion, source: bytes | None, target: str) -> dict:
         "target": target, "timesteps": conv.options.timesteps,
         "input": {"shape": list(conv.ann.input_shape), "dtype": "float32"},
         "output": {"shape": list(conv.ann.output_shape)},
-        "source_model_sha256": sha, "options": asdict(conv.options),
+        "source_model_sha256": sha, "options": conv.options.recorded(),
         "exit_policy": conv.exit_policy.as_dict() if conv.exit_policy else None,
         "neuron_layers": layers,
     }

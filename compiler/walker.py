@@ -24,12 +24,15 @@ def last_use(graph: ir.Graph) -> dict[str, int]:
     return last
 
 
-def walk(graph: ir.Graph, values: dict[str, V], run_node: RunNode, *, start: int = 0, keep=(),
+def walk(graph: ir.Graph, values: dict[str, V], run_node: RunNode, *, start: int = 0, stop: int | None = None,
+         keep=(),
          before: Callable[[ir.Node, dict], None] | None = None,
          after: Callable[[ir.Node, V], None] | None = None) -> dict[str, V]:
     """Visit graph's nodes from index `start` on: the input node (index 0) is
     not run, `values` holds its value; start > 0 resumes from a snapshot of
-    the live values taken before node `start`.
+    the live values taken before node `start`.  With stop, the walk ends
+    before node `stop` and returns the live values there (a snapshot to
+    resume from).
 
     run_node(node, input values) -> the node's value.  before(node, live
     values) is called before a node is visited, after(node, value) once it
@@ -43,6 +46,8 @@ def walk(graph: ir.Graph, values: dict[str, V], run_node: RunNode, *, start: int
     for i, node in enumerate(graph.nodes):
         if i < start:
             continue
+        if stop is not None and i >= stop:
+            break
         if before is not None:
             before(node, values)
         if i > 0:

@@ -38,6 +38,25 @@ def parse_method(method: str) -> tuple[str, float | None]:
     raise AdacalError(f"unknown threshold method '{method}' (use mse, max or percentile:P)")
 
 
+def picked(n: int, rng: np.random.Generator, cap: int = MAX_VALUES_PER_CHANNEL) -> np.ndarray | None:
+    """Which of a channel's n values enter the search: None for all of them
+    (n <= cap), else `cap` of them chosen uniformly (sorted indices).  The
+    streamed statistics (passes.ann_statistics) pick with the same calls, so
+    they choose the same values."""
+    if n <= cap:
+        return None
+    return np.sort(rng.choice(n, cap, replace=False))
+
+
+def pad_rows(rows: list[np.ndarray]) -> np.ndarray:
+    """Rows of different lengths as one zero-padded (C, M) float32 array."""
+    width = max(1, max(len(r) for r in rows))
+    out = np.zeros((len(rows), width), np.float32)
+    for i, r in enumerate(rows):
+        out[i, :len(r)] = r
+    return out
+
+
 def _per_channel(y: np.ndarray, seed: int = 0) -> np.ndarray:
     """(S, C, ...) -> (C, M) float32 of each channel's positive values, zero-padded.
 
@@ -45,21 +64,16 @@ def _per_channel(y: np.ndarray, seed: int = 0) -> np.ndarray:
     maximum, so only positive values are kept; a channel with more than
     MAX_VALUES_PER_CHANNEL of them is subsampled uniformly (seeded), which
     scales its error sum but not where the minimum is.  Percentiles are taken
-    over all values (`_all_values`)."""
+    over all values (channel_thresholds)."""
     c = y.shape[1]
     v = np.moveaxis(np.asarray(y, np.float32), 1, 0).reshape(c, -1)
     rng = np.random.default_rng(seed)
     rows = []
     for ch in v:
         pos = ch[ch > 0]
-        if len(pos) > MAX_VALUES_PER_CHANNEL:
-            pos = pos[np.sort(rng.choice(len(pos), MAX_VALUES_PER_CHANNEL, replace=False))]
-        rows.append(pos)
-    width = max(1, max(len(r) for r in rows))
-    out = np.zeros((c, width), np.float32)
-    for i, r in enumerate(rows):
-        out[i, :len(r)] = r
-    return out
+        pick = picked(len(pos), rng)
+        rows.append(pos if pick is None else pos[pick])
+    return pad_rows(rows)
 
 
 def quantise(y: np.ndarray, theta, T: int, phi: int) -> np.ndarray:
@@ -94,12 +108,21 @@ def mse_clip(v: np.ndarray, T: int, phi: int) -> np.ndarray:
 
 def channel_thresholds(y: np.ndarray, T: int, phi: int, method: str = "mse") -> np.ndarray:
     """Thresholds (C,) for activations y (S, C, ...) of one neuron layer."""
+    kind, _ = parse_method(method)
+    if kind == "percentile":
+        return thresholds_from_values(np.moveaxis(np.asarray(y, np.float32), 1, 0).reshape(y.shape[1], -1),
+                                      T, phi, method)
+    return thresholds_from_values(_per_channel(y), T, phi, method)
+
+
+def thresholds_from_values(v: np.ndarray, T: int, phi: int, method: str = "mse") -> np.ndarray:
+    """Thresholds (C,) from a (C, M) table of each channel's values: its
+    positive values (as _per_channel gives them) for mse and max, all its
+    values for percentile."""
     kind, p = parse_method(method)
     if kind == "percentile":
-        flat = np.moveaxis(np.asarray(y, np.float32), 1, 0).reshape(y.shape[1], -1)
-        clip = np.percentile(flat, p, axis=1)
+        clip = np.percentile(v, p, axis=1)
     else:
-        v = _per_channel(y)
         clip = v.max(axis=1) if kind == "max" else mse_clip(v, T, phi)
     theta = np.asarray(clip, np.float64) / phi
     alive = theta > 0

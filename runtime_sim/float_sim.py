@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from adacal import ir
+from adacal.device import to_device
 from adacal.interpret import apply_op
 from adacal.walker import walk
 from adacal.runtime_sim import maxpool
@@ -59,7 +60,7 @@ def run_neuron(op: ir.BurstNeuron, current: torch.Tensor, T: int, fanout: torch.
     per-neuron number of outgoing synapses), 'synops' (spikes x fan-out) and
     'event_synops' (events x fan-out) to (T, N) float64 arrays.
     """
-    cur = current.numpy()
+    cur = current.cpu().numpy()
     shape = (-1,) + (1,) * (cur.ndim - 3)
     theta = np.asarray(op.threshold, np.float32).reshape(shape)
     drive = cur + np.asarray(op.bias, np.float32).reshape(shape)  # (T', N, ...) input + bias per step
@@ -70,7 +71,7 @@ def run_neuron(op: ir.BurstNeuron, current: torch.Tensor, T: int, fanout: torch.
     k = burst_loop(drive, v, theta, op.max_spikes, T, op.signed)
     stats = counts(k, fanout)
     k *= theta
-    return torch.from_numpy(k), stats
+    return torch.from_numpy(k).to(current.device), stats
 
 
 def payload_units(g: ir.Graph) -> dict[str, torch.Tensor]:
@@ -90,7 +91,7 @@ def run_maxpool(op: ir.SpikingMaxPool, payload: torch.Tensor, unit: torch.Tensor
                 fanout: np.ndarray | None = None):
     """A spiking max pool on payloads (T', N, C, H, W): (out, counts), counts
     in spikes of the input's neurons (empty when unit is None)."""
-    x = payload.numpy()
+    x = payload.cpu().numpy()
     geo = maxpool.PoolGeometry.of(op.pool, x.shape[-2:])
     out = maxpool.run(x, geo, op.how)
     stats = {}
@@ -99,7 +100,7 @@ def run_maxpool(op: ir.SpikingMaxPool, payload: torch.Tensor, unit: torch.Tensor
         if k.shape[0] == 1:
             k = np.broadcast_to(k, (T,) + k.shape[1:])
         stats = counts(k, fanout)
-    return torch.from_numpy(np.ascontiguousarray(out, np.float32)), stats
+    return torch.from_numpy(np.ascontiguousarray(out, np.float32)).to(payload.device), stats
 
 
 def _apply(op, xs: list[torch.Tensor]) -> torch.Tensor:
@@ -118,7 +119,7 @@ def _simulate_batch(g: ir.Graph, x: np.ndarray, T: int, keep: tuple[str, ...], k
     res = SimResult(outputs=np.empty(0))
     units = payload_units(g) if any(isinstance(n.op, ir.SpikingMaxPool) for n in g.nodes) else {}
     start = 0
-    values = {g.input.name: torch.from_numpy(np.ascontiguousarray(x, np.float32))[None]}
+    values = {g.input.name: to_device(torch.from_numpy(np.ascontiguousarray(x, np.float32)))[None]}
     if resume is not None:
         start = g.names().index(resume[0])
         values = dict(resume[1])
@@ -145,16 +146,34 @@ def _simulate_batch(g: ir.Graph, x: np.ndarray, T: int, keep: tuple[str, ...], k
 
     def after(node: ir.Node, v: torch.Tensor) -> None:
         if node.name in keep:
-            res.kept[node.name] = v.mean(dim=0).numpy()
+            res.kept[node.name] = v.mean(dim=0).cpu().numpy()
         if node.name in keep_steps:
-            res.kept_steps[node.name] = v.expand((T,) + tuple(v.shape[1:])).numpy().copy()
+            res.kept_steps[node.name] = v.expand((T,) + tuple(v.shape[1:])).cpu().numpy().copy()
 
     out = walk(g, values, run_node, start=start, before=before, after=after)[g.output]
-    res.outputs = out.expand((T,) + tuple(out.shape[1:])).numpy().copy()
+    res.outputs = out.expand((T,) + tuple(out.shape[1:])).cpu().numpy().copy()
     return res
 
 
-def _concat(parts: list[SimResult]) -> SimResult:
+@torch.no_grad()
+def run_segment(g: ir.Graph, values: dict, T: int, start: int, stop: int) -> dict:
+    """The live values before node `stop`, from a snapshot of those before
+    node `start` (start 1: {input name: x[None]}), running nodes start ..
+    stop - 1 with their ops in g.  The streamed calibration
+    (passes.bias_correction.correct_streamed) moves each batch of samples on
+    by one layer at a time with it."""
+    def run_node(node: ir.Node, ins: list[torch.Tensor]) -> torch.Tensor:
+        if isinstance(node.op, ir.SpikingMaxPool):
+            return run_maxpool(node.op, ins[0], None, T)[0]
+        if isinstance(node.op, ir.BurstNeuron):
+            return run_neuron(node.op, ins[0], T)[0]
+        return _apply(node.op, ins)
+
+    return walk(g, values, run_node, start=start, stop=stop)
+
+
+def concat_results(parts: list[SimResult]) -> SimResult:
+    """The SimResult of consecutive batches of samples, in order."""
     if len(parts) == 1:
         return parts[0]
     first = parts[0]
@@ -202,4 +221,4 @@ def simulate(g: ir.Graph, x: np.ndarray, T: int, *, keep=(), keep_steps=(), batc
              for s in range(0, len(x), bs)]
     for name, op in new_ops.items():
         g = g.replace_op(name, op)
-    return _concat(parts), g
+    return concat_results(parts), g

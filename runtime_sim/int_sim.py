@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from adacal import int_ir, ir
+from adacal.device import to_device
 from adacal.runtime_sim import loihi2_arith as arith
 from adacal.runtime_sim import maxpool
 from adacal.runtime_sim.burst import burst_loop, counts
@@ -57,16 +58,17 @@ def _exact_dtype(bound: float) -> torch.dtype:
 
 
 def _as(p: np.ndarray, dt: torch.dtype) -> torch.Tensor:
-    t = torch.from_numpy(p)
-    return t if t.dtype == dt else t.to(dt)
+    """p as dt on the current device (adacal.device; exact sums either way)."""
+    return to_device(torch.from_numpy(p), dt)
 
 
 def _dense(op: int_ir.IntDense, p: np.ndarray, max_in: float) -> tuple[np.ndarray, float]:
     w = arith.dense_weights(op.weight, op.num_weight_bits)
     bound = _sum_bound(w, max_in)
     dt = _exact_dtype(bound)
-    a = _as(p.reshape(-1, p.shape[-1]), dt) @ torch.from_numpy(w.T.astype(np.float64)).to(dt)
-    a = a.numpy().reshape(p.shape[:-1] + (w.shape[0],))
+    x = _as(p.reshape(-1, p.shape[-1]), dt)
+    a = x @ torch.from_numpy(w.T.astype(np.float64)).to(device=x.device, dtype=dt)
+    a = a.cpu().numpy().reshape(p.shape[:-1] + (w.shape[0],))
     e = op.weight_exp
     return (a * 2.0 ** e if e >= 0 else np.floor(a / 2.0 ** -e)), bound * 2.0 ** e
 
@@ -89,7 +91,8 @@ def _conv(op: int_ir.IntConv, p: np.ndarray, max_in: float) -> tuple[np.ndarray,
     top, left, bottom, right = op.padding
     if any(op.padding):
         x = F.pad(x, (left, right, top, bottom))
-    a = F.conv2d(x, torch.from_numpy(w).to(dt), None, op.stride, 0, op.dilation, op.groups).numpy()
+    a = F.conv2d(x, torch.from_numpy(w).to(device=x.device, dtype=dt), None, op.stride, 0, op.dilation,
+                 op.groups).cpu().numpy()
     if bound >= 2 ** (arith.WRAP_BITS_CONV - 1):  # may leave the 24-bit range: wrap as Lava does
         a = arith.wrap(np.rint(a).astype(np.int64)).astype(np.float64)
         bound = 2.0 ** (arith.WRAP_BITS_CONV - 1)

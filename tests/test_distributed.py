@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 TIMING = ("seconds", "adacal_seconds", "reference_seconds", "engine", "workers", "shards")
 
-pytest.importorskip("distributed")
+import distributed  # noqa: F401,E402  (a core dependency: missing is an install bug)
 
 
 def adacal(*args, env=None):

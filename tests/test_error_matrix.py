@@ -363,7 +363,7 @@ def test_mid_network_conv_without_relu_becomes_signed_neurons(files, cli, tmp_pa
     ("labels_neg", "--calib", ["labels_neg.npz", "-1"]),
     ("labels_frac", "--val", ["labels_frac.npz", "integer"]),
     ("labels_str", "--calib", ["labels_str.npz", "integer"]),
-    ("dir", "--calib", ["not a regular file"]),
+    ("dir", "--calib", ["has no x.npy"]),
 ])
 @pytest.mark.parametrize("cmd", ["convert", "compile-xylo"])
 def test_bad_data_writes_nothing(files, cli, tmp_path, cmd, name, option, mentions):

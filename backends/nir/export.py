@@ -76,7 +76,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -453,7 +453,7 @@ def to_nir(snn: ir.Graph, timesteps: int, metadata: dict | None = None):
 
 def conversion_metadata(conv) -> dict:
     """What the conversion chose, for the graph metadata (JSON strings)."""
-    meta = {"options": json.dumps(asdict(conv.options))}
+    meta = {"options": json.dumps(conv.options.recorded())}
     if conv.exit_policy is not None:
         meta["exit_policy"] = json.dumps(conv.exit_policy.as_dict())
     return meta
