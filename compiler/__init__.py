@@ -11,7 +11,9 @@ calib, val and data: a .npz path, a directory with x.npy (and y.npy), an
 array x, a pair (x, y), or an iterable of (x, y) batches such as a torch
 DataLoader (adacal.data); batch_size=N (default 256) says how many samples are
 read and simulated at a time.  compute_device="cuda" (or "cuda:N", "mps")
-runs the float stages on that torch device (adacal.device).  Every problem
+runs the float stages on that torch device (adacal.device); workers=N or
+cluster="tcp://host:8786" shard the evaluation over Dask (adacal.distribute).
+Every problem
 with the input raises AdacalError with the CLI's one-line message.
 """
 from adacal.errors import AdacalError
@@ -33,7 +35,7 @@ def _on(compute_device):
     return contextlib.nullcontext() if compute_device is None else using(compute_device)
 
 
-def convert(model, calib, val=None, *, log=None, compute_device=None, **options):
+def convert(model, calib, val=None, *, log=None, compute_device=None, workers=1, cluster=None, **options):
     """Convert an ONNX model (path, bytes, ModelProto or IR graph) into a
     calibrated float burst SNN.
 
@@ -46,12 +48,13 @@ def convert(model, calib, val=None, *, log=None, compute_device=None, **options)
     from adacal.pipeline import ConvertOptions
     from adacal.pipeline import convert as _convert
     with _on(compute_device):
-        conv, _ = _convert(model, calib, val, options=_options(ConvertOptions, options), log=log)
+        conv, _ = _convert(model, calib, val, options=_options(ConvertOptions, options), log=log, workers=workers,
+                           cluster=cluster)
     return conv
 
 
 def compile(model, target, calib, out_dir, val=None, device=None, *, force=False, log=None,  # noqa: A001
-            emit_nir=False, compute_device=None, **options):
+            emit_nir=False, compute_device=None, workers=1, cluster=None, **options):
     """Convert and compile for target ('loihi2' or 'xylo', which needs a
     device: 'xylo-audio2', 'xylo-audio3' or 'xylo-imu') into out_dir.
 
@@ -62,7 +65,7 @@ def compile(model, target, calib, out_dir, val=None, device=None, *, force=False
     with _on(compute_device):
         art, summary = compile_model(model, target, calib, out_dir, val=val,
                                      options=_options(ConvertOptions, options), force=force, log=log,
-                                     emit_nir=emit_nir, device=device)
+                                     emit_nir=emit_nir, device=device, workers=workers, cluster=cluster)
     art.summary = summary
     return art
 

@@ -142,7 +142,8 @@ class Artifact:
 
 
 def compile_model(model, target: str, calib, out_dir, val=None, options=None, force: bool = False,
-                  log=None, model_path=None, emit_nir: bool = False, **target_options) -> tuple[Artifact, dict]:
+                  log=None, model_path=None, emit_nir: bool = False, workers: int = 1, cluster=None,
+                  **target_options) -> tuple[Artifact, dict]:
     """Convert, check the design rules, lower for `target`, evaluate and write
     the artifact directory (with emit_nir also network.nir: the float burst
     SNN as a NIR graph).  target_options: the target's own (Xylo: device)."""
@@ -163,7 +164,7 @@ def compile_model(model, target: str, calib, out_dir, val=None, options=None, fo
     problems = tgt.check(conv, xc, topts)
     if problems:
         raise AdacalError(tgt.problems_message(problems, topts))
-    net, summary = _lower_and_evaluate(tgt, conv, xc, topts, val, log)
+    net, summary = _lower_and_evaluate(tgt, conv, xc, topts, val, log, workers, cluster)
     saved = net.save(conv, log)
     files = dict(saved.files)
     source = _source_bytes(model, model_path)
@@ -220,7 +221,8 @@ def _nir_file(conv):
     return nir_writer(conv)
 
 
-def _lower_and_evaluate(tgt: Target, conv, xc, topts: dict, val, log) -> tuple[Lowering, dict]:
+def _lower_and_evaluate(tgt: Target, conv, xc, topts: dict, val, log, workers: int = 1,
+                        cluster=None) -> tuple[Lowering, dict]:
     """Lower, then (with validation data) evaluate the float SNN and the
     target's network side by side; timings of both."""
     from adacal.pipeline import evaluate
@@ -232,9 +234,9 @@ def _lower_and_evaluate(tgt: Target, conv, xc, topts: dict, val, log) -> tuple[L
     if val is not None:
         if log:
             log(f"evaluating float and bit-accurate ({tgt.title}) networks ...")
-        with progress_task(log, "float SNN evaluation", None, f"{len(val)} samples"):
-            flt = evaluate(conv, val, val.y, adaptive=False)
+        flt = evaluate(conv, val, val.y, adaptive=False, workers=workers, cluster=cluster, log=log)
         out.update(net.evaluate(conv, val.array(), val.y, flt, log))
+        out.update({k: flt[k] for k in ("engine", "workers")})
         timings["evaluation"] = time.perf_counter() - t - timings["lowering"]
     return net, out
 

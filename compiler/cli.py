@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--emit-nir", action="store_true", help="also write the float burst SNN as a NIR graph, "
                     "DIR/network.nir (needs -o)")
     add_conversion_options(cv)
+    add_engine_options(cv)
     cv.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     cv.add_argument("--quiet", action="store_true", help="no progress messages")
     for name in targets.names():
@@ -98,6 +99,7 @@ def add_compile_command(sub, target) -> None:
     c.add_argument("--emit-nir", action="store_true", help="also write the float burst SNN as a NIR graph, "
                    "OUTDIR/network.nir")
     add_conversion_options(c, graded=target.graded_spikes)
+    add_engine_options(c)
     c.add_argument("--json", action="store_true")
     c.add_argument("--quiet", action="store_true")
     c.set_defaults(target=target.name)
@@ -199,13 +201,14 @@ def cmd_convert(args) -> int:
 
     opts = conversion_options(args)
     opts.check()
+    _check_engine(args)
     if args.emit_nir and not args.out:
         raise AdacalError("--emit-nir needs an output directory for network.nir: add -o DIR")
     g, calib, val = _load_model_and_data(args)
     if args.out:
         from adacal.output import check_output_dir
         check_output_dir(args.out, args.force)
-    conv, summary = convert(g, calib, val, options=opts, log=_log(args))
+    conv, summary = convert(g, calib, val, options=opts, log=_log(args), workers=args.workers, cluster=args.cluster)
     if args.out:
         conv.save(args.out, force=args.force, model_path=args.model, emit_nir=args.emit_nir)
     _close_log(args)
@@ -233,11 +236,13 @@ def cmd_compile(args) -> int:
     target = targets.get(args.target)
     opts = conversion_options(args)
     opts.check()
+    _check_engine(args)
     topts = target.configure(opts, **{o.dest: getattr(args, o.dest) for o in target.options})
     check_output_dir(args.out, args.force)
     g, calib, val = _load_model_and_data(args)
     _, summary = compile_model(g, target.name, calib, args.out, val=val, options=opts, force=args.force,
-                               log=_log(args), model_path=args.model, emit_nir=args.emit_nir, **topts)
+                               log=_log(args), model_path=args.model, emit_nir=args.emit_nir,
+                               workers=args.workers, cluster=args.cluster, **topts)
     _close_log(args)
     print(json.dumps(summary, indent=2) if args.json else format_compile_summary(summary, args.out))
     return EXIT_OK

@@ -45,6 +45,8 @@ class Samples:
     y: np.ndarray | None
     _x: object = None  # ndarray / np.memmap, or a re-iterable of batches
     _iterable: bool = False
+    #: the file or directory read (None for data given in Python)
+    source: str | None = None
 
     def __len__(self) -> int:
         return self.n
@@ -218,7 +220,9 @@ def _open_path(path, input_shape, num_classes, what, output_shape) -> Samples:
         # ValueError also covers pickled (object) arrays, refused by allow_pickle=False;
         # zlib.error / BadZipFile a damaged compressed member
         raise AdacalError(f"{what} file {path}: not a readable .npz/.npy file ({_first_line(e)})") from None
-    return _from_arrays(x, y, input_shape, num_classes, f"{what} file {path}", output_shape)
+    s = _from_arrays(x, y, input_shape, num_classes, f"{what} file {path}", output_shape)
+    s.source = path
+    return s
 
 
 def _open_dir(path, input_shape, num_classes, what, output_shape) -> Samples:
@@ -232,7 +236,9 @@ def _open_dir(path, input_shape, num_classes, what, output_shape) -> Samples:
         y = np.load(yf, allow_pickle=False) if os.path.isfile(yf) else None
     except (ValueError, OSError, EOFError) as e:
         raise AdacalError(f"{where}: not readable .npy files ({_first_line(e)})") from None
-    return _from_arrays(x, y, input_shape, num_classes, where, output_shape)
+    s = _from_arrays(x, y, input_shape, num_classes, where, output_shape)
+    s.source = path
+    return s
 
 
 def _first_line(e: Exception) -> str:

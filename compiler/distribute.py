@@ -92,6 +92,14 @@ def plan_shards(n: int, workers: int, per_worker: int = SHARDS_PER_WORKER, min_s
     return [Shard(i, bounds[i], bounds[i + 1]) for i in range(k)]
 
 
+def plan_batch_shards(n: int, batch: int, workers: int) -> list[Shard]:
+    """plan_shards over whole batches of `batch` samples (the last may be
+    short): every shard starts at a multiple of batch, so a worker that runs
+    its shard batch by batch sees the batches the calling process would."""
+    nb = -(-n // max(batch, 1))
+    return [Shard(s.index, s.start * batch, min(s.stop * batch, n)) for s in plan_shards(nb, workers)]
+
+
 def check_engine(workers, cluster) -> int:
     """workers as an int >= 1; an AdacalError for a bad value or for both
     workers > 1 and a cluster."""
@@ -313,6 +321,27 @@ def verify(art, data, x, total: int, log, workers: int, cluster) -> dict:
     return {**out, "seconds": time.perf_counter() - t0, **engine_fields("dask", n, len(shards))}
 
 
+def evaluate(conv, data, log, workers: int, cluster) -> tuple[list, dict]:
+    """pipeline.evaluate's per-batch parts (pipeline.evaluate_part on every
+    batch of conv.options.batch_size samples, in order) and the engine
+    fields ("engine": "dask", "workers": the cluster's), computed on the
+    cluster's workers: the conversion travels to every worker once
+    (scattered), the samples as a path (each worker opens the file or
+    directory) or, given as arrays, with their shard."""
+    bs = conv.options.batch_size
+    with dask_client(workers, cluster, log) as (client, n, slots):
+        shards = plan_batch_shards(len(data), bs, slots)
+        if log:
+            log(f"evaluating {len(data)} samples in {len(shards)} shards on {n} Dask workers ...")
+        source = data_source(getattr(data, "source", None))
+        remote = client.scatter(conv, broadcast=True, hash=False)
+        args_of = (lambda sh: (remote, source, None, len(data))) if source is not None else \
+            (lambda sh: (remote, None, _rows(data, sh.start, sh.stop), len(data)))
+        with progress_task(log, "float SNN evaluation", len(data), "samples") as advance:
+            parts = run_shards(client, evaluate_shard, shards, args_of, advance, "evaluate", slots)
+    return [p for shard in parts for p in shard], {"engine": "dask", "workers": n}
+
+
 def engine_fields(engine: str, workers: int, shards: int) -> dict:
     """The fields simulate / verify add to their result: how they ran."""
     return {"engine": engine, "workers": workers, "shards": shards}
@@ -382,6 +411,24 @@ def simulate_shard(path: str, source, arrays, total: int, sh: Shard, attempt: in
     _test_hook(sh, attempt)
     art = _artifact(path)
     return art.lowering.simulate_part(_samples(art, source, arrays, total, sh))
+
+
+def evaluate_shard(conv, source, arrays, total: int, sh: Shard, attempt: int) -> list:
+    """(worker) pipeline.evaluate_part on each batch of the shard's samples."""
+    from adacal.data import open_data
+    from adacal.pipeline import evaluate_part
+
+    _test_hook(sh, attempt)
+    _one_thread()
+    if source is None:
+        x = np.asarray(arrays)
+    else:
+        data = open_data(source)
+        if len(data) != total:
+            raise AdacalError(f"data file {source} changed while the workers ran ({total} samples, now {len(data)})")
+        x = data.rows(sh.start, sh.stop)
+    bs = conv.options.batch_size
+    return [evaluate_part(conv, x[s:s + bs]) for s in range(0, len(x), bs)]
 
 
 def verify_shard(path: str, source, arrays, total: int, sh: Shard, attempt: int) -> dict:

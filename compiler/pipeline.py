@@ -326,25 +326,49 @@ def _calibrate_streamed(steps, ann, snn, cal, opts):
     return snn, ann_out
 
 
-def evaluate(conv: Conversion, x, y=None, adaptive: bool | None = None) -> dict:
+def evaluate_part(conv: Conversion, x: np.ndarray) -> tuple:
+    """evaluate's per-sample work on x: (the float SNN's SimResult, with
+    spike and synop counts, the ANN's outputs (N, classes)).  The Dask
+    engine (adacal.distribute.evaluate) runs it on shards of the samples."""
+    fan = energy.fanout_maps(conv.snn)
+    sim, _ = simulate(conv.snn, x, conv.options.timesteps, fanout=fan, batch_size=len(x))
+    return sim, conv.ann.run(x, batch_size=len(x)).reshape(len(x), -1)
+
+
+def evaluate(conv: Conversion, x, y=None, adaptive: bool | None = None, workers: int = 1, cluster=None,
+             log=None) -> dict:
     """Accuracy, spikes, synops and energy of the converted SNN on x (and
     y): an array, or adacal.data Samples read in batches of the options'
-    batch_size (memory then holds one batch and the per-sample results)."""
+    batch_size (memory then holds one batch and the per-sample results).
+    workers > 1 or cluster: the samples sharded on Dask (adacal.distribute);
+    the same numbers.  The result says how it ran: "engine" ("local" or
+    "dask") and "workers"."""
     from adacal.data import open_data
+    from adacal.distribute import check_engine
 
-    snn, ann, T = conv.snn, conv.ann, conv.options.timesteps
-    fan = energy.fanout_maps(snn)
     data = open_data(x)
     if y is None:
         y = data.y
-    bs = conv.options.batch_size
-    parts, ann_out = [], []
-    for xb in data.batches(bs):
-        parts.append(simulate(snn, xb, T, fanout=fan, batch_size=len(xb))[0])
-        ann_out.append(ann.run(xb, batch_size=len(xb)).reshape(len(xb), -1))
-    sim = concat_results(parts)
-    ann_out = np.concatenate(ann_out)
-    n = len(data)
+    if check_engine(workers, cluster) > 1 or cluster is not None:
+        from adacal import distribute
+        parts, engine = distribute.evaluate(conv, data, log, workers, cluster)
+    else:
+        parts, engine = [], {"engine": "local", "workers": 1}
+        with progress_task(log, "float SNN evaluation", len(data), "samples") as advance:
+            for xb in data.batches(conv.options.batch_size):
+                parts.append(evaluate_part(conv, xb))
+                advance(len(xb))
+    return {**evaluate_merge(conv, parts, y, adaptive), **engine}
+
+
+def evaluate_merge(conv: Conversion, parts: list, y=None, adaptive: bool | None = None) -> dict:
+    """evaluate's answer from the evaluate_part results of consecutive
+    batches or shards, in order."""
+    snn, ann, T = conv.snn, conv.ann, conv.options.timesteps
+    fan = energy.fanout_maps(snn)
+    sim = concat_results([p[0] for p in parts])
+    ann_out = np.concatenate([p[1] for p in parts])
+    n = len(ann_out)
     policy = conv.exit_policy if adaptive in (None, True) else None
     if adaptive and policy is None:
         raise AdacalError("adaptive timesteps need an exit policy: convert with --adaptive-timesteps")
@@ -402,13 +426,16 @@ def load_model(model) -> ir.Graph:
     return cleanup(model if isinstance(model, ir.Graph) else load_onnx(model))
 
 
-def convert(model, calib, val=None, options: ConvertOptions | None = None, log=None, **kw) -> tuple[Conversion, dict]:
+def convert(model, calib, val=None, options: ConvertOptions | None = None, log=None, workers: int = 1, cluster=None,
+            **kw) -> tuple[Conversion, dict]:
     """Python API: convert an ONNX model (path, bytes, ModelProto or IR graph)
     with calibration data.
 
     calib / val: a .npz path, a directory with x.npy (and y.npy), an array
     x, a pair (x, y) or an iterable of (x, y) batches (adacal.data).  Options as ConvertOptions or
     keyword arguments (timesteps=..., max_spikes=..., ...).
+    workers / cluster: shard the evaluation on val over Dask
+    (adacal.distribute; the same numbers).
     Returns (conversion, summary dict) — the summary is what `adacal convert
     --json` prints.
     """
@@ -427,8 +454,7 @@ def convert(model, calib, val=None, options: ConvertOptions | None = None, log=N
         val = open_data(val, ann.input_shape, classes, "validation", ann.output_shape)
         if log:
             log(f"evaluating on {len(val)} samples ...")
-        with progress_task(log, "evaluation", None, "float SNN"):
-            summary.update(evaluate(conv, val, val.y))
+        summary.update(evaluate(conv, val, val.y, workers=workers, cluster=cluster, log=log))
     summary["seconds"] = time.perf_counter() - t0
     conv.summary = summary
     return conv, summary

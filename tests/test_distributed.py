@@ -104,6 +104,29 @@ def test_verify_on_two_workers_gives_the_in_process_verdict(arts, target, sample
     assert two["shards"] >= 2
 
 
+def test_compile_evaluation_on_two_workers_gives_the_in_process_artifact(example, tmp_path, capsys):
+    """compile-loihi2 --val with its evaluation sharded: the same network and
+    manifest byte for byte, and the report's numbers apart from timings; the
+    validation data as a directory (each worker opens it)."""
+    val = tmp_path / "val"
+    val.mkdir()
+    with np.load(example / "digits_test.npz") as f:
+        np.save(val / "x.npy", f["x"]), np.save(val / "y.npy", f["y"])
+    outs = {}
+    for w in (1, 2):
+        outs[w] = tmp_path / f"w{w}"
+        code, res = run_json(capsys, "compile-loihi2", example / "digits_cnn.onnx", "--calib",
+                             example / "digits_calib.npz", "--val", val, "-T", 4, "-o", outs[w], "--workers", w)
+        assert code == 0
+        outs[w] = (outs[w], res)
+    (a, one), (b, two) = outs[1], outs[2]
+    for name in ("manifest.json", "network.h5"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    drop = ("seconds", "timings", "engine", "workers")
+    assert {k: v for k, v in one.items() if k not in drop} == {k: v for k, v in two.items() if k not in drop}
+    assert (one["engine"], one["workers"], two["engine"], two["workers"]) == ("local", 1, "dask", 2)
+
+
 def test_a_worker_killed_once_is_retried(arts, local_sim, capsys, monkeypatch):
     """The worker running shard 0 exits (os._exit) on its first attempt: the
     shard runs again and the answer is the in-process one."""
