@@ -158,7 +158,7 @@ def compile_model(model, target: str, calib, out_dir, val=None, options=None, fo
     ann = load_model(model)
     calib, val = _as_data(calib, val, ann)
     cal, yc, x_check = split_calibration(calib, opts)
-    conv = convert_graph(ann, cal, yc, opts, log, x_check)
+    conv = convert_graph(ann, cal, yc, opts, log, x_check, workers, cluster)
     nir_file = _nir_file(conv) if emit_nir else None  # built before lowering: an export problem surfaces early
     xc = lowering_samples(cal)
     problems = tgt.check(conv, xc, topts)

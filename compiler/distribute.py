@@ -49,6 +49,8 @@ SHARDS_PER_WORKER = 4
 MIN_SIMULATE_SHARD = 64
 #: the fewest samples a verification shard holds (each starts the vendor's simulator once: Lava takes seconds)
 MIN_VERIFY_SHARD = 2
+#: a search shard's fewest calibration samples
+MIN_TRIAL_SHARD = 16
 #: seconds to wait for the first worker of a cluster given
 CONNECT_TIMEOUT = 30
 
@@ -342,6 +344,25 @@ def evaluate(conv, data, log, workers: int, cluster) -> tuple[list, dict]:
     return [p for shard in parts for p in shard], {"engine": "dask", "workers": n}
 
 
+def trial_runner(workers: int, cluster, log=None):
+    """A search_trials runner (the searches' `runner`) that shards the
+    calibration samples over the cluster's workers: every shard runs every
+    trial (no pruning: the searches prune from the joined table, with the
+    same result), and the per-sample tables are joined in sample order."""
+    def runner(trials, x, ann_out, T: int, progress=None, prune=None):
+        from adacal.passes.search_trials import TrialTable
+        with dask_client(workers, cluster, log) as (client, n, slots):
+            shards = plan_shards(len(x), slots, min_size=MIN_TRIAL_SHARD)
+            remote = client.scatter(trials, broadcast=True, hash=False)
+            args_of = lambda sh: (remote, x[sh.start:sh.stop], ann_out[sh.start:sh.stop], T)  # noqa: E731
+            parts = run_shards(client, trials_shard, shards, args_of, lambda k: None, "search", slots)
+        if progress:
+            for _ in range(sum(len(c) for c in trials.candidates)):
+                progress()
+        return TrialTable.join(parts)
+    return runner
+
+
 def engine_fields(engine: str, workers: int, shards: int) -> dict:
     """The fields simulate / verify add to their result: how they ran."""
     return {"engine": engine, "workers": workers, "shards": shards}
@@ -429,6 +450,15 @@ def evaluate_shard(conv, source, arrays, total: int, sh: Shard, attempt: int) ->
         x = data.rows(sh.start, sh.stop)
     bs = conv.options.batch_size
     return [evaluate_part(conv, x[s:s + bs]) for s in range(0, len(x), bs)]
+
+
+def trials_shard(trials, x, ann_out, T: int, sh: Shard, attempt: int):
+    """(worker) every search trial on the shard's calibration samples."""
+    from adacal.passes.search_trials import run
+
+    _test_hook(sh, attempt)
+    _one_thread()
+    return run(trials, np.asarray(x), np.asarray(ann_out), T)
 
 
 def verify_shard(path: str, source, arrays, total: int, sh: Shard, attempt: int) -> dict:

@@ -23,7 +23,7 @@ import numpy as np
 from adacal import ir
 from adacal.errors import AdacalError
 from adacal.frontends.onnx import load_onnx
-from adacal.passes import adaptive_timesteps, ann_statistics, bias_correction, cleanup, conversion_plan
+from adacal.passes import adaptive_timesteps, ann_statistics, bias_correction, cleanup, conversion_plan, search_trials
 from adacal.passes.burst_search import search_max_spikes, with_max_spikes
 from adacal.passes.threshold_ratio_search import RATIOS, scale_thresholds, search_threshold_ratios
 from adacal.progress import progress_task
@@ -217,14 +217,15 @@ def split_calibration(calib, opts: ConvertOptions):
 
 
 def convert_graph(ann: ir.Graph, x_cal, y_cal, opts: ConvertOptions, log=None,
-                  x_check: np.ndarray | None = None) -> Conversion:
+                  x_check: np.ndarray | None = None, workers: int = 1, cluster=None) -> Conversion:
     """Convert and calibrate on x_cal (an array, or adacal.data Samples /
     Subset read in batches); the calibration check runs on x_check (samples
     calibration did not see) or, without it, on x_cal.
 
     With more calibration samples than opts.batch_size (and no search), the
     thresholds and the calibration are streamed: memory stays that of one
-    batch (docs/method.md, "Streamed calibration")."""
+    batch (docs/method.md, "Streamed calibration").  workers / cluster: the
+    searches' trials sharded over Dask (adacal.distribute)."""
     from adacal.data import open_data
 
     opts.check()
@@ -242,7 +243,11 @@ def convert_graph(ann: ir.Graph, x_cal, y_cal, opts: ConvertOptions, log=None,
         x_cal = None
     else:
         x_cal = cal.array()
-        snn, ann_out = _calibrate_in_memory(steps, conv, ann, snn, x_cal, opts)
+        runner = search_trials.local
+        if workers > 1 or cluster is not None:
+            from adacal.distribute import trial_runner
+            runner = trial_runner(workers, cluster, log)
+        snn, ann_out = _calibrate_in_memory(steps, conv, ann, snn, x_cal, opts, runner)
     held_out = x_check is not None and len(x_check) > 0
     if held_out:
         x_chk = np.asarray(x_check, np.float32)
@@ -272,7 +277,7 @@ def simulate_batches(snn: ir.Graph, batches, T: int, fanout: dict | None = None)
     return concat_results([simulate(snn, xb, T, fanout=fanout, batch_size=len(xb))[0] for xb in batches])
 
 
-def _calibrate_in_memory(steps, conv, ann, snn, x_cal, opts):
+def _calibrate_in_memory(steps, conv, ann, snn, x_cal, opts, runner=None):
     """Thresholds, the searches and calibration with every calibration
     sample's activations in memory.  Returns (snn, the ANN's outputs)."""
     T = opts.timesteps
@@ -285,7 +290,7 @@ def _calibrate_in_memory(steps, conv, ann, snn, x_cal, opts):
         res = steps.counted("burst-cap search", len(names) * (hi - lo + 1), "layer x cap trials",
                             search_max_spikes, snn, acts, ann_out, x_cal, T,
                             tuple(opts.spike_range), opts.max_spikes, opts.energy_budget, opts.threshold,
-                            price=opts.search_cost)
+                            price=opts.search_cost, runner=runner or search_trials.local)
         for name, phi in zip(res.layers, res.chosen):
             snn = with_max_spikes(snn, acts, T, name, phi, opts.threshold)
         # the cost table and budget are named after what they count: spikes, or events
@@ -298,7 +303,8 @@ def _calibrate_in_memory(steps, conv, ann, snn, x_cal, opts):
         fan = energy.fanout_maps(snn)
         trials = len(names) * (len(RATIOS) - 1)  # at most: the search prunes
         res = steps.counted("threshold-ratio search", trials, "layer x ratio trials", search_threshold_ratios,
-                            snn, ann_out, x_cal, T, opts.sensitivity_budget, fan, price=opts.search_cost)
+                            snn, ann_out, x_cal, T, opts.sensitivity_budget, fan, price=opts.search_cost,
+                            runner=runner or search_trials.local)
         conv.threshold_ratios = dict(zip(res.layers, res.chosen))
         snn = scale_thresholds(snn, conv.threshold_ratios)
         snn = steps.counted("calibration after ratios", len(names), "layers", bias_correction.correct, snn, acts,
@@ -434,8 +440,8 @@ def convert(model, calib, val=None, options: ConvertOptions | None = None, log=N
     calib / val: a .npz path, a directory with x.npy (and y.npy), an array
     x, a pair (x, y) or an iterable of (x, y) batches (adacal.data).  Options as ConvertOptions or
     keyword arguments (timesteps=..., max_spikes=..., ...).
-    workers / cluster: shard the evaluation on val over Dask
-    (adacal.distribute; the same numbers).
+    workers / cluster: shard the searches' trials and the evaluation on val
+    over Dask (adacal.distribute; the same numbers).
     Returns (conversion, summary dict) — the summary is what `adacal convert
     --json` prints.
     """
@@ -448,7 +454,7 @@ def convert(model, calib, val=None, options: ConvertOptions | None = None, log=N
     classes = int(np.prod(ann.output_shape))
     calib = open_data(calib, ann.input_shape, classes, "calibration", ann.output_shape)
     xc, yc, x_check = split_calibration(calib, opts)
-    conv = convert_graph(ann, xc, yc, opts, log, x_check)
+    conv = convert_graph(ann, xc, yc, opts, log, x_check, workers, cluster)
     summary = {"options": opts.recorded(), "timings": conv.timings, **conversion_fields(conv)}
     if val is not None:
         val = open_data(val, ann.input_shape, classes, "validation", ann.output_shape)

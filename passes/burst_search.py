@@ -18,11 +18,9 @@ import numpy as np
 
 from adacal import ir
 from adacal.errors import AdacalError
-from adacal.passes import frontier
-from adacal.passes.sensitivity import symmetric_kl
+from adacal.passes import frontier, search_trials
 from adacal.passes.thresholds import channel_thresholds
 from adacal.passes.to_spiking import neuron_names, set_neuron
-from adacal.runtime_sim.float_sim import simulate
 
 
 @dataclass(frozen=True)
@@ -43,7 +41,10 @@ def with_max_spikes(snn: ir.Graph, acts: dict, T: int, name: str, phi: int, meth
 
 def search_max_spikes(snn: ir.Graph, acts: dict, ann_out: np.ndarray, x: np.ndarray, T: int,
                       spike_range: tuple[int, int], reference: int, ratio: float,
-                      method: str = "mse", progress=None, price: str = "spikes") -> BurstSearchResult:
+                      method: str = "mse", progress=None, price: str = "spikes",
+                      runner=search_trials.local) -> BurstSearchResult:
+    """runner(trials, x, ann_out, T, progress): the trials' per-sample table
+    (search_trials.local, or sharded on Dask: adacal.distribute)."""
     lo, hi = spike_range
     if not 1 <= lo <= hi:
         raise AdacalError(f"spike range {lo}:{hi} is not a range of caps >= 1")
@@ -57,17 +58,12 @@ def search_max_spikes(snn: ir.Graph, acts: dict, ann_out: np.ndarray, x: np.ndar
     base = snn
     for name in layers:
         base = with_max_spikes(base, acts, T, name, hi, method)
-    sens = np.zeros((len(layers), len(cands)))
-    cost = np.zeros_like(sens)
-    snaps = simulate(base, x, T, snapshot_at=layers)[0].snapshots  # layers before l never change
-    for li, name in enumerate(layers):
-        for ci, phi in enumerate(cands):
-            trial = with_max_spikes(base, acts, T, name, phi, method)
-            res, _ = simulate(trial, x, T, resume=(name, snaps[name]))
-            sens[li, ci] = symmetric_kl(res.mean_output(), ann_out)
-            cost[li, ci] = (res.events if price == "events" else res.spikes)[name].sum(axis=0).mean()
-            if progress:
-                progress()
+    # each layer with each cap, its thresholds re-fitted for that cap on all calibration samples
+    ops = tuple(tuple(with_max_spikes(base, acts, T, name, phi, method).node(name).op for phi in cands)
+                for name in layers)
+    trials = search_trials.Trials(base, tuple(layers), ops, "events" if price == "events" else "spikes")
+    table = runner(trials, x, ann_out, T, progress)
+    sens, cost = table.kl.mean(axis=2), table.cost.mean(axis=2)
     budget = ratio * cost[:, cands.index(reference)].sum()
     choice = frontier.solve(sens, cost, budget)
     if choice is None:

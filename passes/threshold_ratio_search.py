@@ -22,11 +22,9 @@ import numpy as np
 
 from adacal import ir
 from adacal.errors import AdacalError
-from adacal.passes import frontier
-from adacal.passes.sensitivity import symmetric_kl
+from adacal.passes import frontier, search_trials
 from adacal.passes.to_spiking import neuron_names, set_neuron
 from adacal.runtime_sim import energy
-from adacal.runtime_sim.float_sim import simulate
 
 RATIOS = tuple(1.0 + 0.5 * i for i in range(19))
 #: a layer whose divergence alone exceeds this many budgets is not raised further
@@ -54,31 +52,31 @@ def scale_thresholds(snn: ir.Graph, ratios: dict[str, float]) -> ir.Graph:
 
 
 def search_threshold_ratios(snn: ir.Graph, ann_out: np.ndarray, x: np.ndarray, T: int, budget_ratio: float,
-                            fanout: dict, progress=None, price: str = "spikes") -> RatioSearchResult:
+                            fanout: dict, progress=None, price: str = "spikes",
+                            runner=search_trials.local) -> RatioSearchResult:
+    """runner(trials, x, ann_out, T, progress, prune): the trials'
+    per-sample table (search_trials.local, or sharded on Dask:
+    adacal.distribute, which runs every trial and leaves the pruning to the
+    table, with the same result)."""
     if budget_ratio < 0:
         raise AdacalError(f"sensitivity budget must be >= 0, got {budget_ratio}")
-
-    def synops(res, name):
-        return getattr(res, energy.SYNOPS_TABLE[price])[name].sum(axis=0).mean()
-
     layers = neuron_names(snn)
-    sens = np.zeros((len(layers), len(RATIOS)))
-    cost = np.zeros_like(sens)
-    first, _ = simulate(snn, x, T, fanout=fanout, snapshot_at=layers)
-    snaps = first.snapshots  # layers before l never change
-    base = symmetric_kl(first.mean_output(), ann_out)  # S_0
+    ops = tuple((None,) + tuple(scale_thresholds(snn, {name: r}).node(name).op for r in RATIOS[1:])
+                for name in layers)
+    trials = search_trials.Trials(snn, tuple(layers), ops, energy.SYNOPS_TABLE[price], fanout)
+
+    def prune(li, ri, kl, base):
+        # this layer alone is far over the whole budget: higher ratios only
+        # diverge more, so they are left out (infinite divergence)
+        return ri > 0 and kl - base > PRUNE_FACTOR * budget_ratio * max(base, MIN_REFERENCE_KL)
+
+    table = runner(trials, x, ann_out, T, progress, prune)
+    base = float(table.base_kl.mean())  # S_0
     allowance = budget_ratio * max(base, MIN_REFERENCE_KL)
-    for li, name in enumerate(layers):
-        sens[li, 0], cost[li, 0] = base, synops(first, name)
-        for ri, r in enumerate(RATIOS[1:], start=1):
-            res, _ = simulate(scale_thresholds(snn, {name: r}), x, T, fanout=fanout, resume=(name, snaps[name]))
-            sens[li, ri] = symmetric_kl(res.mean_output(), ann_out)
-            cost[li, ri] = synops(res, name)
-            if progress:
-                progress()
-            if sens[li, ri] - base > PRUNE_FACTOR * allowance:
-                # this layer alone is far over the whole budget: higher ratios
-                # only diverge more, so they are left out (infinite divergence)
+    sens, cost = table.kl.mean(axis=2), table.cost.mean(axis=2)
+    for li in range(len(layers)):
+        for ri in range(1, len(RATIOS)):
+            if prune(li, ri, sens[li, ri], base):
                 sens[li, ri + 1:], cost[li, ri + 1:] = np.inf, cost[li, ri]
                 break
     budget = len(layers) * base + allowance

@@ -127,6 +127,20 @@ def test_compile_evaluation_on_two_workers_gives_the_in_process_artifact(example
     assert (one["engine"], one["workers"], two["engine"], two["workers"]) == ("local", 1, "dask", 2)
 
 
+def test_searches_on_two_workers_choose_what_one_process_chooses(example, capsys):
+    """Both searches' trials sharded over the calibration samples: the same
+    tables and choices (and so the same network) as in one process."""
+    args = ("convert", example / "digits_cnn.onnx", "--calib", example / "digits_calib.npz", "-T", 4,
+            "--calib-samples", 96, "--search-spikes", "--spike-range", "2:5", "--energy-budget", 0.8,
+            "--search-thresholds")
+    code1, one = run_json(capsys, *args)
+    code2, two = run_json(capsys, *args, "--workers", 2)
+    assert code1 == code2 == 0
+    assert one["searches"] == two["searches"]
+    assert one["calibration_check"] == two["calibration_check"]
+    assert len(set(one["searches"]["burst_caps"]["chosen"])) > 1 or len(set(one["searches"]["threshold_ratios"]["chosen"])) > 1
+
+
 def test_a_worker_killed_once_is_retried(arts, local_sim, capsys, monkeypatch):
     """The worker running shard 0 exits (os._exit) on its first attempt: the
     shard runs again and the answer is the in-process one."""
