@@ -235,7 +235,11 @@ def _lower_and_evaluate(tgt: Target, conv, xc, topts: dict, val, log, workers: i
         if log:
             log(f"evaluating float and bit-accurate ({tgt.title}) networks ...")
         flt = evaluate(conv, val, val.y, adaptive=False, workers=workers, cluster=cluster, log=log)
-        out.update(net.evaluate(conv, val.array(), val.y, flt, log))
+        xv, parts = val.array(), None
+        if workers > 1 or cluster is not None:
+            from adacal import distribute
+            parts = distribute.target_evaluation(net, conv, xv, log, workers, cluster)
+        out.update(net.evaluate(conv, xv, val.y, flt, log, parts))
         out.update({k: flt[k] for k in ("engine", "workers")})
         timings["evaluation"] = time.perf_counter() - t - timings["lowering"]
     return net, out

@@ -344,6 +344,20 @@ def evaluate(conv, data, log, workers: int, cluster) -> tuple[list, dict]:
     return [p for shard in parts for p in shard], {"engine": "dask", "workers": n}
 
 
+def target_evaluation(net, conv, x, log, workers: int, cluster) -> list:
+    """compile's bit-accurate evaluation on x (Lowering.evaluate_part) on
+    the cluster's workers, a part per shard in sample order: the lowering
+    and the conversion travel to every worker once."""
+    with dask_client(workers, cluster, log) as (client, n, slots):
+        shards = plan_shards(len(x), slots, min_size=MIN_SIMULATE_SHARD)
+        if log:
+            log(f"bit-accurate evaluation of {len(x)} samples in {len(shards)} shards on {n} Dask workers ...")
+        remote = client.scatter((net, conv), broadcast=True, hash=False)
+        with progress_task(log, "bit-accurate evaluation", len(x), "samples") as advance:
+            return run_shards(client, target_shard, shards, lambda sh: (remote, x[sh.start:sh.stop]), advance,
+                              "evaluate", slots)
+
+
 def trial_runner(workers: int, cluster, log=None):
     """A search_trials runner (the searches' `runner`) that shards the
     calibration samples over the cluster's workers: every shard runs every
@@ -450,6 +464,14 @@ def evaluate_shard(conv, source, arrays, total: int, sh: Shard, attempt: int) ->
         x = data.rows(sh.start, sh.stop)
     bs = conv.options.batch_size
     return [evaluate_part(conv, x[s:s + bs]) for s in range(0, len(x), bs)]
+
+
+def target_shard(net_conv, x, sh: Shard, attempt: int):
+    """(worker) Lowering.evaluate_part on the shard's validation samples."""
+    _test_hook(sh, attempt)
+    _one_thread()
+    net, conv = net_conv
+    return net.evaluate_part(conv, np.asarray(x))
 
 
 def trials_shard(trials, x, ann_out, T: int, sh: Shard, attempt: int):

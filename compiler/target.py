@@ -52,10 +52,18 @@ class Lowering(ABC):
     timesteps: int
 
     @abstractmethod
-    def evaluate(self, conv, x: np.ndarray, y, float_eval: dict, log=None) -> dict:
+    def evaluate(self, conv, x: np.ndarray, y, float_eval: dict, log=None, parts: list | None = None) -> dict:
         """The compile report's bit-accurate fields on validation data x (y):
         accuracy, activity, energy, per-layer figures.  float_eval is the
-        float SNN's evaluation on the same data (adacal.pipeline.evaluate)."""
+        float SNN's evaluation on the same data (adacal.pipeline.evaluate).
+        parts: evaluate_part's results on consecutive shards of x, computed
+        elsewhere (adacal.distribute), instead of running x here."""
+
+    def evaluate_part(self, conv, x: np.ndarray) -> Any:
+        """evaluate's per-sample work (the bit-accurate run) on x, as one
+        picklable result; the default keeps it all for evaluate (the part is
+        x itself, which evaluate then ignores)."""
+        return None
 
     @abstractmethod
     def simulate(self, x: np.ndarray, y, adaptive: bool, manifest: dict) -> dict:

@@ -104,23 +104,29 @@ def test_verify_on_two_workers_gives_the_in_process_verdict(arts, target, sample
     assert two["shards"] >= 2
 
 
-def test_compile_evaluation_on_two_workers_gives_the_in_process_artifact(example, tmp_path, capsys):
-    """compile-loihi2 --val with its evaluation sharded: the same network and
-    manifest byte for byte, and the report's numbers apart from timings; the
-    validation data as a directory (each worker opens it)."""
+@pytest.mark.parametrize("target", ["loihi2", "xylo"])
+def test_compile_evaluation_on_two_workers_gives_the_in_process_artifact(example, tmp_path, capsys, target):
+    """compile-* --val with its float and bit-accurate evaluations sharded:
+    the same network and manifest byte for byte, and the report's numbers
+    apart from timings; the validation data as a directory (each worker
+    opens it for the float evaluation)."""
+    name = "digits" if target == "loihi2" else "digits16"
+    model = example / ("digits_cnn.onnx" if target == "loihi2" else "digits16_mlp.onnx")
+    extra = ("-T", 4) if target == "loihi2" else ("-T", 16, "--device", "xylo-audio3")
     val = tmp_path / "val"
     val.mkdir()
-    with np.load(example / "digits_test.npz") as f:
+    with np.load(example / f"{name}_test.npz") as f:
         np.save(val / "x.npy", f["x"]), np.save(val / "y.npy", f["y"])
     outs = {}
     for w in (1, 2):
         outs[w] = tmp_path / f"w{w}"
-        code, res = run_json(capsys, "compile-loihi2", example / "digits_cnn.onnx", "--calib",
-                             example / "digits_calib.npz", "--val", val, "-T", 4, "-o", outs[w], "--workers", w)
+        code, res = run_json(capsys, f"compile-{target}", model, "--calib", example / f"{name}_calib.npz",
+                             "--val", val, *extra, "-o", outs[w], "--workers", w)
         assert code == 0
         outs[w] = (outs[w], res)
     (a, one), (b, two) = outs[1], outs[2]
-    for name in ("manifest.json", "network.h5"):
+    files = ("manifest.json", "network.h5") if target == "loihi2" else ("manifest.json", "xylo_spec.npz")
+    for name in files:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     drop = ("seconds", "timings", "engine", "workers")
     assert {k: v for k, v in one.items() if k not in drop} == {k: v for k, v in two.items() if k not in drop}

@@ -83,15 +83,17 @@ def readout(low: Loihi2Lowering, res) -> np.ndarray:
     return ((mean + b) / low.readout_scale).reshape(len(mean), -1)
 
 
-def compile_report(conv, low: Loihi2Lowering, x, y, flt: dict, log=None) -> dict:
+def compile_report(conv, low: Loihi2Lowering, x, y, flt: dict, log=None, res=None) -> dict:
     """The compile report's fields for validation data x (y): the bit-accurate
     network's accuracy and activity beside the float SNN's (flt), per layer,
     accuracy after each step, quantisation errors and the exit policy run on
-    the bit-accurate network."""
+    the bit-accurate network.  res: the integer run on x when it was made
+    elsewhere (run(low, x, fold_pooling(conv.snn)) on shards, joined)."""
     from adacal.progress import progress_task
 
     with progress_task(log, "evaluation", 2, "bit-accurate, layer errors") as advance:
-        res = run(low, x, fold_pooling(conv.snn))
+        if res is None:
+            res = run(low, x, fold_pooling(conv.snn))
         input_macs = energy.input_macs(conv.snn)
         bit = activity(low, res, y, None, input_macs)
         advance()

@@ -31,9 +31,16 @@ class Loihi2Network(Lowering):
     def timesteps(self) -> int:
         return self.low.timesteps
 
-    def evaluate(self, conv, x, y, float_eval, log=None) -> dict:
+    def evaluate(self, conv, x, y, float_eval, log=None, parts=None) -> dict:
         from adacal.backends.loihi2 import evaluate
-        return evaluate.compile_report(conv, self.low, x, y, float_eval, log)
+        res = None if not parts else (parts[0] if len(parts) == 1 else _join_runs(parts))
+        return evaluate.compile_report(conv, self.low, x, y, float_eval, log, res)
+
+    def evaluate_part(self, conv, x):
+        """The integer run on x with the compile report's synop counts."""
+        from adacal.backends.loihi2 import evaluate
+        from adacal.passes.fold_pooling import fold_pooling
+        return evaluate.run(self.low, x, fold_pooling(conv.snn))
 
     def simulate(self, x, y, adaptive, manifest) -> dict:
         return self.simulate_merge([self.simulate_part(x)], y, adaptive, manifest)

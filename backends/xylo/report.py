@@ -19,12 +19,15 @@ _EXTRA = ("steps", "bursts_per_sample", "input_events_per_sample", "input_synops
           "bias_events_per_sample", "bias_synops_per_sample")
 
 
-def activity(low, x, y) -> tuple[Activity, dict]:
+def activity(low, x, y, parts=None) -> tuple[Activity, dict]:
     """The Activity of the Xylo network on x (every sample runs all T input
     steps; the readout is the output Vmem after the last), and evaluate_xylo's
-    full result (per_layer, predictions_by_step)."""
-    from adacal.backends.xylo.evaluate import evaluate_xylo
+    full result (per_layer, predictions_by_step).  parts: evaluate_part's
+    results on consecutive shards of x, made elsewhere."""
+    from adacal.backends.xylo.evaluate import evaluate_merge, evaluate_xylo
 
+    if parts:
+        return activity_of(low, evaluate_merge(low, parts, y))
     return activity_of(low, evaluate_xylo(low, np.asarray(x, np.float32), y))
 
 
@@ -59,14 +62,15 @@ def resources(low) -> dict:
             "limits": limits(low.device)}
 
 
-def compile_report(conv, low, x, y, flt: dict, log=None) -> dict:
+def compile_report(conv, low, x, y, flt: dict, log=None, parts=None) -> dict:
     """The compile report's fields for validation data x (y): the Xylo
-    network beside the float SNN (flt)."""
+    network beside the float SNN (flt).  parts: the Xylo runs of
+    consecutive shards of x, made elsewhere (adacal.distribute)."""
     from adacal.progress import progress_task
 
     x = np.asarray(x, np.float32)
     with progress_task(log, "evaluation", 1, "bit-accurate") as advance:
-        bit, r = activity(low, x, y)
+        bit, r = activity(low, x, y, parts)
         advance()
     out = {k: flt[k] for k in ("ann_accuracy", "ann_energy_pj_per_sample", "ann_macs_per_sample")}
     b = bit.as_json()

@@ -29,9 +29,13 @@ class XyloNetwork(Lowering):
     def timesteps(self) -> int:
         return self.low.timesteps
 
-    def evaluate(self, conv, x, y, float_eval, log=None) -> dict:
+    def evaluate(self, conv, x, y, float_eval, log=None, parts=None) -> dict:
         from adacal.backends.xylo import report
-        return report.compile_report(conv, self.low, x, y, float_eval, log)
+        return report.compile_report(conv, self.low, x, y, float_eval, log, parts)
+
+    def evaluate_part(self, conv, x):
+        """The Xylo simulation of x (as simulate_part)."""
+        return self.simulate_part(x)
 
     def simulate(self, x, y, adaptive, manifest) -> dict:
         return self.simulate_merge([self.simulate_part(x)], y, adaptive, manifest)
