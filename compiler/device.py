@@ -1,10 +1,11 @@
 """Where the float stages run: `--device cpu|cuda|cuda:N|mps`.
 
 The ANN interpreter, the float SNN simulator's synapses (convolutions,
-dense layers, pooling) and the integer simulator's synaptic sums run on the
-chosen torch device; the burst neurons' step loop and the max-pool
+dense layers, pooling) and the Loihi 2 integer simulator's synaptic sums run
+on the chosen torch device; the burst neurons' step loop and the max-pool
 realisations run in numpy on the host, so every neuron layer's input comes
-back to the host once per simulation.  The default is the CPU.
+back to the host once per simulation.  The Xylo simulator (small networks,
+int8 matmuls per step) stays on the host.  The default is the CPU.
 
 Results: the integer engines compute exact integer sums, so their results are
 the same on every device (TF32, which would round them, is switched off on

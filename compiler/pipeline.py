@@ -240,14 +240,12 @@ def convert_graph(ann: ir.Graph, x_cal, y_cal, opts: ConvertOptions, log=None,
     bs = opts.batch_size
     if len(cal) > bs and not (opts.search_spikes or opts.search_thresholds):
         snn, ann_out = _calibrate_streamed(steps, ann, snn, cal, opts)
-        x_cal = None
     else:
-        x_cal = cal.array()
         runner = search_trials.local
         if workers > 1 or cluster is not None:
             from adacal.distribute import trial_runner
             runner = trial_runner(workers, cluster, log)
-        snn, ann_out = _calibrate_in_memory(steps, conv, ann, snn, x_cal, opts, runner)
+        snn, ann_out = _calibrate_in_memory(steps, conv, ann, snn, cal.array(), opts, runner)
     held_out = x_check is not None and len(x_check) > 0
     if held_out:
         x_chk = np.asarray(x_check, np.float32)
@@ -277,7 +275,7 @@ def simulate_batches(snn: ir.Graph, batches, T: int, fanout: dict | None = None)
     return concat_results([simulate(snn, xb, T, fanout=fanout, batch_size=len(xb))[0] for xb in batches])
 
 
-def _calibrate_in_memory(steps, conv, ann, snn, x_cal, opts, runner=None):
+def _calibrate_in_memory(steps, conv, ann, snn, x_cal, opts, runner=search_trials.local):
     """Thresholds, the searches and calibration with every calibration
     sample's activations in memory.  Returns (snn, the ANN's outputs)."""
     T = opts.timesteps
@@ -290,7 +288,7 @@ def _calibrate_in_memory(steps, conv, ann, snn, x_cal, opts, runner=None):
         res = steps.counted("burst-cap search", len(names) * (hi - lo + 1), "layer x cap trials",
                             search_max_spikes, snn, acts, ann_out, x_cal, T,
                             tuple(opts.spike_range), opts.max_spikes, opts.energy_budget, opts.threshold,
-                            price=opts.search_cost, runner=runner or search_trials.local)
+                            price=opts.search_cost, runner=runner)
         for name, phi in zip(res.layers, res.chosen):
             snn = with_max_spikes(snn, acts, T, name, phi, opts.threshold)
         # the cost table and budget are named after what they count: spikes, or events
@@ -304,7 +302,7 @@ def _calibrate_in_memory(steps, conv, ann, snn, x_cal, opts, runner=None):
         trials = len(names) * (len(RATIOS) - 1)  # at most: the search prunes
         res = steps.counted("threshold-ratio search", trials, "layer x ratio trials", search_threshold_ratios,
                             snn, ann_out, x_cal, T, opts.sensitivity_budget, fan, price=opts.search_cost,
-                            runner=runner or search_trials.local)
+                            runner=runner)
         conv.threshold_ratios = dict(zip(res.layers, res.chosen))
         snn = scale_thresholds(snn, conv.threshold_ratios)
         snn = steps.counted("calibration after ratios", len(names), "layers", bias_correction.correct, snn, acts,
