@@ -365,4 +365,5 @@ def test_pipeline_tasks_reach_their_totals(mlp):
         assert (got[name]["total"], got[name]["done"]) == (total, total), got[name]
     ratio = got["threshold-ratio search"]
     assert ratio["total"] == 36 and 2 <= ratio["done"] <= 36
-    assert "evaluation" in got and "burst-cap search ..." in rec.messages
+    ev = got["float SNN evaluation"]
+    assert (ev["total"], ev["done"]) == (len(xv), len(xv)) and "burst-cap search ..." in rec.messages
