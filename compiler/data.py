@@ -207,9 +207,11 @@ def _open_path(path, input_shape, num_classes, what, output_shape) -> Samples:
         if path.endswith(".npy"):
             x, y = np.load(path, allow_pickle=False), None
         else:
-            with np.load(path, allow_pickle=False) as f:
-                if not hasattr(f, "files"):
-                    raise AdacalError(f"{what} file {path}: a .npy array, not a .npz archive: name it .npy")
+            f = np.load(path, allow_pickle=False)
+            if not hasattr(f, "files"):  # an .npy array under another name
+                raise AdacalError(f"{what} file {path}: a .npy array, not a .npz archive with x (and y): "
+                                  "name it .npy")
+            with f:
                 if "x" not in f.files:
                     raise AdacalError(f"{what} file {path}: has no array 'x' (found {', '.join(f.files) or 'nothing'})")
                 x = f["x"]

@@ -1,13 +1,19 @@
-"""`simulate` and `verify` sharded over samples on Dask (`--workers N`,
-`--cluster ADDRESS`; Artifact.simulate / Artifact.verify with workers= or
-cluster=).
+"""Work sharded over samples on Dask (`--workers N`, `--cluster ADDRESS`;
+workers= / cluster= in the Python API):
+
+* `simulate` and `verify` of an artifact (simulate, verify);
+* the float SNN's evaluation in `convert` / `compile-*` (evaluate) and the
+  target's bit-accurate evaluation in `compile-*` (target_evaluation);
+* the candidate evaluations of both searches (trial_runner).
 
 * The samples are cut into contiguous shards (plan_shards), a few per worker;
   each shard is one Dask task.
-* A task gets the artifact's directory path, never the network: each worker
-  process loads the artifact once and keeps it (and the data file, when the
-  data came as a path: each worker reads it once and takes its slices; arrays
-  given in Python travel with their shard).  torch runs one thread per worker.
+* simulate / verify: a task gets the artifact's directory path, never the
+  network: each worker process loads the artifact once and keeps it (and the
+  data file, when the data came as a path: each worker reads it once and
+  takes its slices; arrays given in Python travel with their shard).  The
+  compile-time work has no artifact yet: the conversion (and lowering) is
+  scattered to every worker once.  torch runs one thread per worker.
 * The results come back in shard order and the target merges them
   (Lowering.simulate_merge, Target.verify_merge) into exactly what the
   in-process run gives; `simulate`'s output error against the ANN is computed

@@ -138,6 +138,11 @@ def test_bad_directories_write_nothing(example, tmp_path):
     assert not (tmp_path / "o2").exists()
     r = adacal("convert", model, "--calib", example / "digits_calib", "--batch-size", "0", *FAST)
     assert r.returncode == 2 and "--batch-size" in r.stderr
+    renamed = tmp_path / "x_only.npz"  # an .npy array under a .npz name
+    with open(renamed, "wb") as f:
+        np.save(f, x)
+    r = adacal("convert", model, "--calib", renamed, *FAST)
+    assert r.returncode == 2 and r.stderr.count("adacal: error:") == 1 and "name it .npy" in r.stderr, r.stderr
 
 
 def test_device(example, tmp_path):
