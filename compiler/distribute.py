@@ -152,6 +152,9 @@ def dask_client(workers: int, cluster=None, log=None):
 
         stack.enter_context(silence_logging_cmgr(logging.CRITICAL))  # a dead worker is adacal's to report, once
         if cluster is None:
+            # a worker process the nanny restarts after a death configures its logging when it imports
+            # distributed, from the environment: keep it as quiet as the first ones
+            stack.enter_context(_environ(DASK_LOGGING__DISTRIBUTED="critical"))
             if log:
                 log(f"starting a local Dask cluster of {workers} worker processes ...")
             try:
@@ -164,12 +167,38 @@ def dask_client(workers: int, cluster=None, log=None):
             stack.callback(_close, own)
             client = Client(own, set_as_default=False)
             stack.callback(_close, client)
+            stack.callback(_settle, client, workers)  # runs first: let restarting workers finish starting
         elif isinstance(cluster, Client):
             client = cluster
         else:
             client = _connect(Client, cluster, log)
             stack.callback(_close, client)
         yield (client, *_wait_for_workers(client, cluster))
+
+
+@contextmanager
+def _environ(**values):
+    """os.environ with values set inside the block (restored after)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _settle(client, workers: int, timeout: float = 20.0) -> None:
+    """Before closing our own cluster: wait (a little) until the nanny has
+    restarted any worker that died, so that no worker process is closed half
+    started (it then prints a traceback of its own on stderr)."""
+    try:
+        client.wait_for_workers(workers, timeout=timeout)
+    except Exception:  # noqa: BLE001 - closing goes ahead in any case
+        pass
 
 
 def _close(obj) -> None:
