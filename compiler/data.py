@@ -142,6 +142,10 @@ class Subset:
     def batches(self, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[np.ndarray]:
         return self.parent.batches(batch_size, self.idx)
 
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """Samples start .. stop - 1 of the subset, in memory."""
+        return self.parent.take(self.idx[start:stop])
+
     def array(self) -> np.ndarray:
         return self.parent.take(self.idx)
 

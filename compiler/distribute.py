@@ -403,7 +403,7 @@ def trial_runner(workers: int, cluster, log=None):
         with dask_client(workers, cluster, log) as (client, n, slots):
             shards = plan_shards(len(x), slots, min_size=MIN_TRIAL_SHARD)
             remote = client.scatter(trials, broadcast=True, hash=False)
-            args_of = lambda sh: (remote, x[sh.start:sh.stop], ann_out[sh.start:sh.stop], T)  # noqa: E731
+            args_of = lambda sh: (remote, _rows(x, sh.start, sh.stop), ann_out[sh.start:sh.stop], T)  # noqa: E731
             parts = run_shards(client, trials_shard, shards, args_of, lambda k: None, "search", slots)
         if progress:
             for _ in range(sum(len(c) for c in trials.candidates)):

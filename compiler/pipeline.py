@@ -24,10 +24,10 @@ from adacal import ir
 from adacal.errors import AdacalError
 from adacal.frontends.onnx import load_onnx
 from adacal.passes import adaptive_timesteps, ann_statistics, bias_correction, cleanup, conversion_plan, search_trials
-from adacal.passes.burst_search import search_max_spikes, with_max_spikes
+from adacal.passes.burst_search import search_max_spikes, threshold_fit, with_max_spikes
 from adacal.passes.threshold_ratio_search import RATIOS, scale_thresholds, search_threshold_ratios
 from adacal.progress import progress_task
-from adacal.passes.thresholds import parse_method, set_thresholds
+from adacal.passes.thresholds import parse_method
 from adacal.passes.maxpool_placement import hoist_maxpool
 from adacal.passes.to_spiking import MAXPOOL_CHOICES, neuron_names, set_neuron, to_spiking
 from adacal.runtime_sim import energy
@@ -222,8 +222,8 @@ def convert_graph(ann: ir.Graph, x_cal, y_cal, opts: ConvertOptions, log=None,
     Subset read in batches); the calibration check runs on x_check (samples
     calibration did not see) or, without it, on x_cal.
 
-    With more calibration samples than opts.batch_size (and no search), the
-    thresholds and the calibration are streamed: memory stays that of one
+    With more calibration samples than opts.batch_size, the thresholds, the
+    searches and the calibration are streamed: memory stays that of one
     batch (docs/method.md, "Streamed calibration").  workers / cluster: the
     searches' trials sharded over Dask (adacal.distribute)."""
     from adacal.data import open_data
@@ -238,14 +238,11 @@ def convert_graph(ann: ir.Graph, x_cal, y_cal, opts: ConvertOptions, log=None,
     conv = Conversion(ann, snn, opts)
     cal = open_data(x_cal) if isinstance(x_cal, np.ndarray) or not hasattr(x_cal, "batches") else x_cal
     bs = opts.batch_size
-    if len(cal) > bs and not (opts.search_spikes or opts.search_thresholds):
-        snn, ann_out = _calibrate_streamed(steps, ann, snn, cal, opts)
-    else:
-        runner = search_trials.local
-        if workers > 1 or cluster is not None:
-            from adacal.distribute import trial_runner
-            runner = trial_runner(workers, cluster, log)
-        snn, ann_out = _calibrate_in_memory(steps, conv, ann, snn, cal.array(), opts, runner)
+    runner = None
+    if workers > 1 or cluster is not None:
+        from adacal.distribute import trial_runner
+        runner = trial_runner(workers, cluster, log)
+    snn, ann_out = _calibrate(steps, conv, ann, snn, cal, opts, runner)
     held_out = x_check is not None and len(x_check) > 0
     if held_out:
         x_chk = np.asarray(x_check, np.float32)
@@ -275,59 +272,76 @@ def simulate_batches(snn: ir.Graph, batches, T: int, fanout: dict | None = None)
     return concat_results([simulate(snn, xb, T, fanout=fanout, batch_size=len(xb))[0] for xb in batches])
 
 
-def _calibrate_in_memory(steps, conv, ann, snn, x_cal, opts, runner=search_trials.local):
-    """Thresholds, the searches and calibration with every calibration
-    sample's activations in memory.  Returns (snn, the ANN's outputs)."""
-    T = opts.timesteps
+def _calibrate(steps, conv, ann, snn, cal, opts, runner=None):
+    """Thresholds, the searches and calibration.  Returns (snn, the ANN's
+    outputs on the calibration samples).
+
+    Up to opts.batch_size calibration samples: everything in memory, as one
+    batch.  More: streamed, memory one batch — the ANN's statistics instead
+    of its activations (passes.ann_statistics), the searches' trials batch
+    by batch, the streamed calibration; the same result (docs/method.md,
+    "Streamed calibration").  runner: the searches' trial runner for Dask
+    (default: in this process)."""
+    T, bs = opts.timesteps, opts.batch_size
     names = neuron_names(snn)
-    acts = ann.activations(x_cal, names)
-    ann_out = ann.run(x_cal)
-    snn = steps.counted("thresholds", len(names), "layers", set_thresholds, snn, acts, T, opts.threshold)
+    if len(cal) > bs:
+        signed = {n: snn.node(n).op.signed for n in names}
+        stats = steps.run("activation statistics", ann_statistics.gather, ann, lambda: cal.batches(bs), names,
+                          signed, opts.threshold, neuron_means=opts.calibration == "advanced")
+        fit = lambda name, phi: stats[name].thresholds(T, phi, opts.threshold)  # noqa: E731
+        ann_out = np.concatenate([ann.run(xb, batch_size=len(xb)) for xb in cal.batches(bs)])
+        x_trials, runner = cal, runner or search_trials.batched(bs)
+
+        def calibrate(name, snn):
+            return steps.counted(name, len(names), "layers", bias_correction.correct_streamed, snn, stats,
+                                 lambda: cal.batches(bs), T, opts.calibration)
+    else:
+        x_trials = cal.array()
+        acts = ann.activations(x_trials, names)
+        fit = threshold_fit(acts, T, opts.threshold, snn)
+        ann_out = ann.run(x_trials)
+        runner = runner or search_trials.local
+
+        def calibrate(name, snn):
+            return steps.counted(name, len(names), "layers", bias_correction.correct, snn, acts, x_trials, T,
+                                 opts.calibration)
+
+    snn = steps.counted("thresholds", len(names), "layers", _fit_thresholds, snn, fit)
     if opts.search_spikes:
         lo, hi = opts.spike_range
         res = steps.counted("burst-cap search", len(names) * (hi - lo + 1), "layer x cap trials",
-                            search_max_spikes, snn, acts, ann_out, x_cal, T,
+                            search_max_spikes, snn, fit, ann_out, x_trials, T,
                             tuple(opts.spike_range), opts.max_spikes, opts.energy_budget, opts.threshold,
                             price=opts.search_cost, runner=runner)
         for name, phi in zip(res.layers, res.chosen):
-            snn = with_max_spikes(snn, acts, T, name, phi, opts.threshold)
+            snn = with_max_spikes(snn, fit, T, name, phi, opts.threshold)
         # the cost table and budget are named after what they count: spikes, or events
         conv.searches["burst_caps"] = {"candidates": list(res.candidates), "chosen": list(res.chosen),
                                        "cost": res.price, f"budget_{res.price}": res.budget,
                                        "sensitivity": _table(res.sensitivity), res.price: _table(res.cost)}
-    snn = steps.counted("calibration", len(names), "layers", bias_correction.correct, snn, acts, x_cal, T,
-                        opts.calibration)
+    snn = calibrate("calibration", snn)
     if opts.search_thresholds:
         fan = energy.fanout_maps(snn)
         trials = len(names) * (len(RATIOS) - 1)  # at most: the search prunes
         res = steps.counted("threshold-ratio search", trials, "layer x ratio trials", search_threshold_ratios,
-                            snn, ann_out, x_cal, T, opts.sensitivity_budget, fan, price=opts.search_cost,
+                            snn, ann_out, x_trials, T, opts.sensitivity_budget, fan, price=opts.search_cost,
                             runner=runner)
         conv.threshold_ratios = dict(zip(res.layers, res.chosen))
         snn = scale_thresholds(snn, conv.threshold_ratios)
-        snn = steps.counted("calibration after ratios", len(names), "layers", bias_correction.correct, snn, acts,
-                            x_cal, T, opts.calibration)
+        snn = calibrate("calibration after ratios", snn)
         conv.searches["threshold_ratios"] = {"ratios": list(res.ratios), "chosen": list(res.chosen),
                                              "budget_kl": res.budget, "sensitivity": _table(res.sensitivity),
                                              "cost": res.price, RATIO_COST_KEY[res.price]: _table(res.cost)}
     return snn, ann_out
 
 
-def _calibrate_streamed(steps, ann, snn, cal, opts):
-    """Thresholds and calibration over the calibration samples in batches
-    of opts.batch_size.  Returns (snn, the ANN's outputs)."""
-    T, bs = opts.timesteps, opts.batch_size
-    names = neuron_names(snn)
-    signed = {n: snn.node(n).op.signed for n in names}
-    stats = steps.run("activation statistics", ann_statistics.gather, ann, lambda: cal.batches(bs), names, signed,
-                      opts.threshold, neuron_means=opts.calibration == "advanced")
-    for name in names:
-        op = snn.node(name).op
-        snn = set_neuron(snn, name, threshold=stats[name].thresholds(T, op.max_spikes, opts.threshold))
-    ann_out = np.concatenate([ann.run(xb, batch_size=len(xb)) for xb in cal.batches(bs)])
-    snn = steps.counted("calibration", len(names), "layers", bias_correction.correct_streamed, snn, stats,
-                        lambda: cal.batches(bs), T, opts.calibration)
-    return snn, ann_out
+def _fit_thresholds(snn: ir.Graph, fit, progress=None) -> ir.Graph:
+    """Every neuron layer's thresholds from fit(name, its burst cap)."""
+    for name in neuron_names(snn):
+        snn = set_neuron(snn, name, threshold=fit(name, snn.node(name).op.max_spikes))
+        if progress:
+            progress()
+    return snn
 
 
 def evaluate_part(conv: Conversion, x: np.ndarray) -> tuple:

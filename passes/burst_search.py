@@ -34,8 +34,23 @@ class BurstSearchResult:
     price: str = "spikes"  # what `cost` counts: "spikes" or "events"
 
 
-def with_max_spikes(snn: ir.Graph, acts: dict, T: int, name: str, phi: int, method: str) -> ir.Graph:
-    theta = channel_thresholds(acts[name], T, phi, method)
+def threshold_fit(acts, T: int, method: str, snn: ir.Graph):
+    """fit(name, phi) -> thresholds: acts itself when it is such a callable
+    (the streamed statistics'), else fitted to the activations acts[name]
+    (magnitudes for a signed layer, as set_thresholds does)."""
+    if callable(acts):
+        return acts
+
+    def fit(name, phi):
+        a = acts[name]
+        return channel_thresholds(np.abs(a) if snn.node(name).op.signed else a, T, phi, method)
+    return fit
+
+
+def with_max_spikes(snn: ir.Graph, acts, T: int, name: str, phi: int, method: str) -> ir.Graph:
+    """snn with layer `name` at burst cap phi and its thresholds fitted for
+    it (acts: activations by layer, or a fit(name, phi) callable)."""
+    theta = threshold_fit(acts, T, method, snn)(name, phi)
     return set_neuron(snn, name, max_spikes=int(phi), threshold=theta)
 
 
@@ -43,8 +58,10 @@ def search_max_spikes(snn: ir.Graph, acts: dict, ann_out: np.ndarray, x: np.ndar
                       spike_range: tuple[int, int], reference: int, ratio: float,
                       method: str = "mse", progress=None, price: str = "spikes",
                       runner=search_trials.local) -> BurstSearchResult:
-    """runner(trials, x, ann_out, T, progress): the trials' per-sample table
-    (search_trials.local, or sharded on Dask: adacal.distribute)."""
+    """acts: the ANN's activations by layer, or a fit(name, phi) ->
+    thresholds callable (the streamed statistics').  runner(trials, x,
+    ann_out, T, progress): the trials' per-sample table (search_trials.local,
+    search_trials.batched, or sharded on Dask: adacal.distribute)."""
     lo, hi = spike_range
     if not 1 <= lo <= hi:
         raise AdacalError(f"spike range {lo}:{hi} is not a range of caps >= 1")

@@ -78,3 +78,19 @@ def run(trials: Trials, x: np.ndarray, ann_out: np.ndarray, T: int, progress=Non
 def local(trials: Trials, x, ann_out, T: int, progress=None, prune=None) -> TrialTable:
     """The trials in this process (the default runner of both searches)."""
     return run(trials, x, ann_out, T, progress, prune)
+
+
+def batched(batch_size: int):
+    """A runner over x (adacal.data Samples / Subset) in batches of
+    batch_size, memory one batch: every trial on every batch (no pruning:
+    the searches prune from the joined table, with the same result)."""
+    def runner(trials: Trials, x, ann_out, T: int, progress=None, prune=None) -> TrialTable:
+        parts, s = [], 0
+        for xb in x.batches(batch_size):
+            parts.append(run(trials, xb, ann_out[s:s + len(xb)], T))
+            s += len(xb)
+        if progress:
+            for _ in range(sum(len(c) for c in trials.candidates)):
+                progress()
+        return TrialTable.join(parts)
+    return runner

@@ -4,7 +4,8 @@
   results as the same arrays in a .npz;
 * calibration streamed in batches (more calibration samples than
   --batch-size) gives the artifact of the in-memory calibration, byte for
-  byte, for light and advanced calibration and the percentile thresholds;
+  byte, for light and advanced calibration, the percentile thresholds and
+  both searches;
 * the streamed ANN statistics choose exactly the values the threshold search
   sees in memory;
 * the Python API takes iterables of (x, y) batches (re-iterable and one-shot);
@@ -72,7 +73,9 @@ def test_directory_data_equals_npz(example, tmp_path):
     assert j1["samples"] == len(np.load(example / "digits_test" / "y.npy"))
 
 
-@pytest.mark.parametrize("extra", [(), ("--calibration", "advanced"), ("--threshold", "percentile:99.9")])
+@pytest.mark.parametrize("extra", [(), ("--calibration", "advanced"), ("--threshold", "percentile:99.9"),
+                                   ("--search-spikes", "--spike-range", "2:5", "--energy-budget", "0.8",
+                                    "--search-thresholds")])
 def test_streamed_calibration_gives_the_in_memory_artifact(example, tmp_path, extra):
     model, cal = example / "digits_cnn.onnx", example / "digits_calib"
     mem, streamed = tmp_path / "mem", tmp_path / "streamed"
@@ -82,6 +85,9 @@ def test_streamed_calibration_gives_the_in_memory_artifact(example, tmp_path, ex
     assert r1.returncode == 0 and r2.returncode == 0, r1.stderr + r2.stderr
     files_equal(mem, streamed)
     assert "batch_size" not in manifest(mem)["options"]
+    if "--search-spikes" in extra:  # the searches ran, streamed, to the same tables
+        rep = [json.loads((p / "report.json").read_text())["searches"] for p in (mem, streamed)]
+        assert rep[0] == rep[1] and set(rep[0]) == {"burst_caps", "threshold_ratios"}
 
 
 def test_streamed_statistics_pick_the_in_memory_values(monkeypatch):
