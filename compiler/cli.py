@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("artifact", metavar="OUTDIR")
     sm.add_argument("--data", required=True, metavar="DATA", help=DATA_HELP)
     sm.add_argument("--adaptive-timesteps", action="store_true", help="use the stored exit policy")
-    add_batch_size(sm, calibration=False)
+    add_run_options(sm, calibration=False)
     add_engine_options(sm)
     sm.add_argument("--json", action="store_true")
     sm.add_argument("--quiet", action="store_true", help="no progress messages")
@@ -98,7 +98,8 @@ def add_compile_command(sub, target) -> None:
     c.add_argument("--force", action="store_true", help="replace OUTDIR if it is an existing adacal output")
     c.add_argument("--emit-nir", action="store_true", help="also write the float burst SNN as a NIR graph, "
                    "OUTDIR/network.nir")
-    add_conversion_options(c, graded=target.graded_spikes)
+    add_conversion_options(c, graded=target.graded_spikes,
+                           device_taken=any(o.flag == "--device" for o in target.options))
     add_engine_options(c)
     c.add_argument("--json", action="store_true")
     c.add_argument("--quiet", action="store_true")
@@ -113,7 +114,7 @@ def _spike_range(text: str) -> tuple[int, int]:
     return lo, hi
 
 
-def add_conversion_options(p: argparse.ArgumentParser, graded: bool = True) -> None:
+def add_conversion_options(p: argparse.ArgumentParser, graded: bool = True, device_taken: bool = False) -> None:
     """The conversion options shared by convert and the compile commands
     (--search-cost only where bursts can be graded messages: not on Xylo,
     which delivers a burst of k as k spikes)."""
@@ -146,18 +147,18 @@ def add_conversion_options(p: argparse.ArgumentParser, graded: bool = True) -> N
     g.add_argument("--exit-level", type=float, default=0.9, metavar="A",
                    help="0..1: higher waits longer (more accurate), 1 never exits early (default 0.9)")
     g.add_argument("--seed", type=int, default=0, help="seed for the choice of calibration samples")
-    add_batch_size(g)
+    add_run_options(g, device_taken=device_taken)
 
 
-def add_batch_size(g, calibration: bool = True) -> None:
-    """--batch-size and the torch device (--device, or --compute-device where
-    --device names the Xylo chip) of the float stages."""
+def add_run_options(g, calibration: bool = True, device_taken: bool = False) -> None:
+    """--batch-size and the torch device of the float stages: --device (also
+    --compute-device), or only --compute-device where --device is taken (Xylo's
+    chip)."""
     more = (": with more calibration samples than this, calibration is streamed and memory stays that of one "
             "batch" if calibration else "")
     g.add_argument("--batch-size", type=int, default=256, metavar="N",
                    help=f"samples read and simulated at a time (default 256){more}")
-    flags = ["--compute-device"] if any("--device" in a.option_strings for a in g._actions) \
-        else ["--device", "--compute-device"]
+    flags = ["--compute-device"] if device_taken else ["--device", "--compute-device"]
     g.add_argument(*flags, dest="compute_device", default="cpu", metavar="DEV",
                    help="torch device of the float stages and the integer simulator's sums: cpu (default), cuda, "
                         "cuda:N or mps")

@@ -399,15 +399,13 @@ def trial_runner(workers: int, cluster, log=None):
     trial (no pruning: the searches prune from the joined table, with the
     same result), and the per-sample tables are joined in sample order."""
     def runner(trials, x, ann_out, T: int, progress=None, prune=None):
-        from adacal.passes.search_trials import TrialTable
+        from adacal.passes.search_trials import TrialTable, advance_all
         with dask_client(workers, cluster, log) as (client, n, slots):
             shards = plan_shards(len(x), slots, min_size=MIN_TRIAL_SHARD)
             remote = client.scatter(trials, broadcast=True, hash=False)
             args_of = lambda sh: (remote, _rows(x, sh.start, sh.stop), ann_out[sh.start:sh.stop], T)  # noqa: E731
             parts = run_shards(client, trials_shard, shards, args_of, lambda k: None, "search", slots)
-        if progress:
-            for _ in range(sum(len(c) for c in trials.candidates)):
-                progress()
+        advance_all(trials, progress)
         return TrialTable.join(parts)
     return runner
 
@@ -497,8 +495,10 @@ def evaluate_shard(conv, source, arrays, total: int, sh: Shard, attempt: int) ->
         if len(data) != total:
             raise AdacalError(f"data file {source} changed while the workers ran ({total} samples, now {len(data)})")
         x = data.rows(sh.start, sh.stop)
-    bs = conv.options.batch_size
-    return [evaluate_part(conv, x[s:s + bs]) for s in range(0, len(x), bs)]
+    from adacal.runtime_sim.energy import fanout_maps
+
+    bs, fan = conv.options.batch_size, fanout_maps(conv.snn)
+    return [evaluate_part(conv, x[s:s + bs], fan) for s in range(0, len(x), bs)]
 
 
 def target_shard(net_conv, x, sh: Shard, attempt: int):

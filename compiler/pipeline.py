@@ -286,10 +286,9 @@ def _calibrate(steps, conv, ann, snn, cal, opts, runner=None):
     names = neuron_names(snn)
     if len(cal) > bs:
         signed = {n: snn.node(n).op.signed for n in names}
-        stats = steps.run("activation statistics", ann_statistics.gather, ann, lambda: cal.batches(bs), names,
-                          signed, opts.threshold, neuron_means=opts.calibration == "advanced")
+        stats, ann_out = steps.run("activation statistics", ann_statistics.gather, ann, lambda: cal.batches(bs),
+                                   names, signed, opts.threshold, neuron_means=opts.calibration == "advanced")
         fit = lambda name, phi: stats[name].thresholds(T, phi, opts.threshold)  # noqa: E731
-        ann_out = np.concatenate([ann.run(xb, batch_size=len(xb)) for xb in cal.batches(bs)])
         x_trials, runner = cal, runner or search_trials.batched(bs)
 
         def calibrate(name, snn):
@@ -344,11 +343,11 @@ def _fit_thresholds(snn: ir.Graph, fit, progress=None) -> ir.Graph:
     return snn
 
 
-def evaluate_part(conv: Conversion, x: np.ndarray) -> tuple:
+def evaluate_part(conv: Conversion, x: np.ndarray, fan: dict) -> tuple:
     """evaluate's per-sample work on x: (the float SNN's SimResult, with
-    spike and synop counts, the ANN's outputs (N, classes)).  The Dask
+    spike and synop counts, the ANN's outputs (N, classes)); fan:
+    energy.fanout_maps(conv.snn), computed once per evaluation.  The Dask
     engine (adacal.distribute.evaluate) runs it on shards of the samples."""
-    fan = energy.fanout_maps(conv.snn)
     sim, _ = simulate(conv.snn, x, conv.options.timesteps, fanout=fan, batch_size=len(x))
     return sim, conv.ann.run(x, batch_size=len(x)).reshape(len(x), -1)
 
@@ -372,9 +371,10 @@ def evaluate(conv: Conversion, x, y=None, adaptive: bool | None = None, workers:
         parts, engine = distribute.evaluate(conv, data, log, workers, cluster)
     else:
         parts, engine = [], {"engine": "local", "workers": 1}
+        fan = energy.fanout_maps(conv.snn)
         with progress_task(log, "float SNN evaluation", len(data), "samples") as advance:
             for xb in data.batches(conv.options.batch_size):
-                parts.append(evaluate_part(conv, xb))
+                parts.append(evaluate_part(conv, xb, fan))
                 advance(len(xb))
     return {**evaluate_merge(conv, parts, y, adaptive), **engine}
 

@@ -55,18 +55,21 @@ def _channels(a: np.ndarray) -> np.ndarray:
 
 
 def gather(ann: ir.Graph, batches, names: list[str], signed: dict[str, bool], method: str,
-           neuron_means: bool = False, seed: int = 0) -> dict[str, LayerStats]:
+           neuron_means: bool = False, seed: int = 0) -> tuple[dict[str, LayerStats], np.ndarray]:
     """Statistics of the ANN's values at `names` over the samples that
     `batches()` yields (called twice: a fresh iterator of float32 batches
-    each time).  signed[name]: the layer's thresholds come from magnitudes."""
+    each time), and the ANN's outputs on them (from the first pass).
+    signed[name]: the layer's thresholds come from magnitudes."""
     from adacal.interpret import run_graph
 
     kind, _ = parse_method(method)
     stats: dict[str, LayerStats] = {}
     counts: dict[str, np.ndarray] = {}
+    outputs = []
     # pass 1: sums and, per channel, how many values the search may draw from
     for xb in batches():
         acts = run_graph(ann, xb, keep=tuple(names), batch_size=len(xb))
+        outputs.append(acts[ann.output])
         for name in names:
             a = acts[name]
             c = a.shape[1]
@@ -107,4 +110,4 @@ def gather(ann: ir.Graph, batches, names: list[str], signed: dict[str, bool], me
                 seen[name][ch] += len(vals)
     for name in names:
         stats[name].table = pad_rows([np.concatenate(r) if r else np.zeros(0, np.float32) for r in rows[name]])
-    return stats
+    return stats, np.concatenate(outputs)

@@ -36,9 +36,22 @@ def channel_sum(a: torch.Tensor) -> np.ndarray:
     return a.cpu().transpose(0, 1).reshape(a.shape[1], -1).double().sum(dim=1).numpy()
 
 
-def _channel_mean(a: torch.Tensor) -> np.ndarray:
-    """(N, C, ...) -> (C,) mean over samples and positions."""
-    return channel_sum(a) / (a.numel() // a.shape[1])
+def neuron_sum(out: torch.Tensor) -> np.ndarray:
+    """A neuron layer's output (T, N, C, ...) -> its time average summed
+    over the samples, per neuron: float64 (C, ...)."""
+    return out.cpu().mean(dim=0).double().sum(dim=0).numpy()
+
+
+def with_bias_correction(op: ir.BurstNeuron, snn_mean: np.ndarray, ann_mean: np.ndarray) -> ir.BurstNeuron:
+    """light: bias − (SNN channel mean − ANN channel mean)."""
+    return replace(op, bias=(op.bias - (snn_mean - ann_mean)).astype(np.float32))
+
+
+def with_potential_correction(op: ir.BurstNeuron, ann_sum: np.ndarray, snn_sum: np.ndarray, n: int,
+                              T: int) -> ir.BurstNeuron:
+    """advanced: start potential + T · (ANN − SNN) per-neuron means over n samples."""
+    base = 0 if op.v_init is None else op.v_init
+    return replace(op, v_init=(base + (ann_sum - snn_sum) / n * T).astype(np.float32))
 
 
 def correct(snn: ir.Graph, acts: dict[str, np.ndarray], x: np.ndarray, T: int, mode: str = "light",
@@ -54,14 +67,12 @@ def correct(snn: ir.Graph, acts: dict[str, np.ndarray], x: np.ndarray, T: int, m
     def hook(node: ir.Node, current: torch.Tensor) -> ir.BurstNeuron:
         op = node.op
         ann = torch.from_numpy(np.asarray(acts[node.name], np.float32))
+        count = ann.numel() // ann.shape[1]  # values per channel
         out, _ = run_neuron(op, current, T)
-        delta = _channel_mean(out.mean(dim=0)) - _channel_mean(ann)
-        op = replace(op, bias=(op.bias - delta).astype(np.float32))
+        op = with_bias_correction(op, channel_sum(out.mean(dim=0)) / count, channel_sum(ann) / count)
         if mode == "advanced":
             out, _ = run_neuron(op, current, T)
-            gap = (ann.double().sum(dim=0) - out.cpu().mean(dim=0).double().sum(dim=0)).numpy() / len(ann) * T
-            base = 0 if op.v_init is None else op.v_init
-            op = replace(op, v_init=(base + gap).astype(np.float32))
+            op = with_potential_correction(op, ann.double().sum(dim=0).numpy(), neuron_sum(out), len(ann), T)
         if progress:
             progress()
         return op
@@ -119,16 +130,13 @@ def correct_streamed(snn: ir.Graph, stats: dict, batches, T: int, mode: str = "l
                 spill.save(b, values)
                 nb = max(nb, b + 1)
             st = stats[node.name]
-            delta = total / st.values_per_channel - st.channel_mean
-            op = replace(op, bias=(op.bias - delta).astype(np.float32))
+            op = with_bias_correction(op, total / st.values_per_channel, st.channel_mean)
             if mode == "advanced":
                 snn_sum = 0.0
                 for b in range(nb):
                     out, _ = run_neuron(op, spill.load(b)[node.inputs[0]], T)
-                    snn_sum = snn_sum + out.cpu().mean(dim=0).double().sum(dim=0).numpy()
-                gap = (st.neuron_sum - snn_sum) / st.samples * T
-                base = 0 if op.v_init is None else op.v_init
-                op = replace(op, v_init=(base + gap).astype(np.float32))
+                    snn_sum = snn_sum + neuron_sum(out)
+                op = with_potential_correction(op, st.neuron_sum, snn_sum, st.samples, T)
             snn = snn.replace_op(node.name, op)
             at = j
             if progress:

@@ -75,9 +75,16 @@ def run(trials: Trials, x: np.ndarray, ann_out: np.ndarray, T: int, progress=Non
     return TrialTable(kl, cost, base_kl)
 
 
-def local(trials: Trials, x, ann_out, T: int, progress=None, prune=None) -> TrialTable:
-    """The trials in this process (the default runner of both searches)."""
-    return run(trials, x, ann_out, T, progress, prune)
+#: the default runner of both searches: the trials in this process, on all samples at once
+local = run
+
+
+def advance_all(trials: Trials, progress) -> None:
+    """progress() once per trial: for runners that report the trials when
+    all their parts are done (batched, adacal.distribute.trial_runner)."""
+    if progress:
+        for _ in range(sum(len(c) for c in trials.candidates)):
+            progress()
 
 
 def batched(batch_size: int):
@@ -89,8 +96,6 @@ def batched(batch_size: int):
         for xb in x.batches(batch_size):
             parts.append(run(trials, xb, ann_out[s:s + len(xb)], T))
             s += len(xb)
-        if progress:
-            for _ in range(sum(len(c) for c in trials.candidates)):
-                progress()
+        advance_all(trials, progress)
         return TrialTable.join(parts)
     return runner

@@ -97,9 +97,13 @@ def test_streamed_statistics_pick_the_in_memory_values(monkeypatch):
     import adacal.interpret as interp
     from adacal.passes import ann_statistics, thresholds
     x = np.random.default_rng(3).normal(size=(700, 4, 6, 6)).astype(np.float32)
-    monkeypatch.setattr(interp, "run_graph", lambda ann, xb, keep, batch_size: {"n": xb})
-    stats = ann_statistics.gather(None, lambda: (x[s:s + 97] for s in range(0, len(x), 97)), ["n"],
-                                  {"n": False}, "mse")
+    class Ann:  # its output is named "out"
+        output = "out"
+
+    monkeypatch.setattr(interp, "run_graph", lambda ann, xb, keep, batch_size: {"n": xb, "out": xb[:, 0, 0, :2]})
+    stats, out = ann_statistics.gather(Ann(), lambda: (x[s:s + 97] for s in range(0, len(x), 97)), ["n"],
+                                       {"n": False}, "mse")
+    assert np.array_equal(out, x[:, 0, 0, :2])
     assert np.array_equal(stats["n"].table, thresholds._per_channel(x))
     assert np.array_equal(stats["n"].thresholds(4, 4, "mse"), thresholds.channel_thresholds(x, 4, 4, "mse"))
     assert np.allclose(stats["n"].channel_mean, x.transpose(1, 0, 2, 3).reshape(4, -1).mean(axis=1), atol=1e-6)
