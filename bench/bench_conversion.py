@@ -862,12 +862,7 @@ def main(argv=None):
                "seconds": "conversion wall time (evaluation separate: eval_seconds / sim_seconds)",
                "calibration": f"{CALIB_SAMPLES} training samples, the same for every method"},
            "results": {}}
-    with contextlib.suppress(Exception):
-        import subprocess
-        git = ["git", "-C", str(ROOT)]
-        run["git_commit"] = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-        run["git_dirty"] = bool(subprocess.run(git + ["status", "--porcelain", "--untracked-files=no"],
-                                               capture_output=True, text=True).stdout.strip())
+    run.update(bench_models.git_state())
     with contextlib.suppress(Exception):
         import sinabs
         run["machine"]["sinabs"] = sinabs.__version__

@@ -398,11 +398,7 @@ def metadata(args) -> dict:
         meminfo = Path("/proc/meminfo").read_text().split("\n")
         kb = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal:"))
         run["machine"]["mem_total_gib"] = kb / 2**20
-    with contextlib.suppress(Exception):
-        git = ["git", "-C", str(ROOT)]
-        run["git_commit"] = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-        run["git_dirty"] = bool(subprocess.run(git + ["status", "--porcelain", "--untracked-files=no"],
-                                               capture_output=True, text=True).stdout.strip())
+    run.update(models.git_state())
     with contextlib.suppress(Exception):
         from importlib.metadata import version
         for pkg in ("adacal", "torch", "torchvision", "onnx", "onnxruntime"):

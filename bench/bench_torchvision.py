@@ -656,12 +656,7 @@ def main(argv=None):
                "calibration": f"{CALIB_SAMPLES} training samples (adacal's pick_calibration, seed 0) for both",
                "test": "a fixed stratified subset of the 1,000-sample test split (first N/10 per class)"},
            "results": {}}
-    with contextlib.suppress(Exception):
-        import subprocess
-        git = ["git", "-C", str(ROOT)]
-        run["git_commit"] = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-        run["git_dirty"] = bool(subprocess.run(git + ["status", "--porcelain", "--untracked-files=no"],
-                                               capture_output=True, text=True).stdout.strip())
+    run.update(tv_models.bench_models.git_state())
     with contextlib.suppress(Exception):
         from importlib.metadata import version
         run["machine"]["spikingjelly"] = version("spikingjelly")

@@ -30,6 +30,20 @@ sys.path.insert(0, str(ROOT / "examples"))
 import digits_cnn  # noqa: E402
 
 
+def git_state() -> dict:
+    """The repository's commit and whether tracked files differ from it,
+    for a bench's results ({} when git is not there)."""
+    import subprocess
+    git = ["git", "-C", str(ROOT)]
+    try:
+        return {"git_commit": subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True,
+                                             text=True).stdout.strip(),
+                "git_dirty": bool(subprocess.run(git + ["status", "--porcelain", "--untracked-files=no"],
+                                                 capture_output=True, text=True).stdout.strip())}
+    except OSError:
+        return {}
+
+
 def split_per_class(x, y, test_per_class: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     tr, te = [], []
