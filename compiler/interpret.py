@@ -113,7 +113,7 @@ _RUN = {
     ir.GlobalAvgPool: lambda op, xs: xs[0].mean(dim=(2, 3), keepdim=True),
     ir.GlobalMaxPool: lambda op, xs: xs[0].amax(dim=(2, 3), keepdim=True),
     ir.MaxPool: lambda op, xs: _maxpool(op, xs[0]),
-    ir.Add: lambda op, xs: xs[0] + xs[1],
+    ir.Add: lambda op, xs: sum(xs[1:], xs[0]),
     ir.Concat: lambda op, xs: torch.cat(xs, dim=op.axis + 1),
     ir.Flatten: lambda op, xs: xs[0].reshape(xs[0].shape[0], -1),
     ir.Reshape: lambda op, xs: xs[0].reshape((xs[0].shape[0],) + tuple(op.shape)),

@@ -118,7 +118,8 @@ class MaxPool:
 
 @_op
 class Add:
-    """Elementwise sum of two activations (residual connection)."""
+    """Elementwise sum of its inputs: a residual connection (two), or the
+    synapses of a composed linear stream into one neuron layer (any number)."""
 
 
 @_op

@@ -4,9 +4,15 @@ ShuffleNet's depthwise convs): a conv/dense or residual Add whose output no
 ReLU rectifies (docs/method.md, Linear bottlenecks).
 
 Two exact-in-float realisations, chosen per value:
-- `compose`: a conv output read only by a pointwise conv (1x1, stride 1, no
-  padding, one group) is folded into that reader's weights — the product of
-  two linear maps, with no neurons in between (exact, also in time);
+- `compose`: a value read only by pointwise convs (1x1, stride 1, no
+  padding, one group) and residual Adds is folded into those readers'
+  weights.  The value is a sum of terms — convs over spiking sources, and
+  spiking sources themselves, gathered through the Adds of a linear residual
+  stream (MobileNetV2's) — and a pointwise reader R becomes the sum of R∘P
+  over its conv terms P (the product of two linear maps) and R over its
+  source terms: one Add of synapses into R's neurons, with no neurons in
+  between (exact, also in time; more synapses).  Values and Adds nobody
+  reads any more are dropped.
 - otherwise a `Relay` marks it: the value is carried by a population of
   signed burst neurons (quantised like any neuron layer; their payloads are
   signed, which Loihi 2's graded spikes carry).
@@ -70,16 +76,77 @@ def _dense_weight(op: ir.Conv2d) -> np.ndarray:
     return full
 
 
-def _compose(g: ir.Graph, first: ir.Node, reader: ir.Node) -> ir.Graph:
-    """reader(first(x)) as one layer named reader, reading first's input."""
-    wb, bb = reader.op.weight.astype(np.float64), reader.op.bias.astype(np.float64)
-    ba = first.op.bias.astype(np.float64)
+def _composed(first: ir.Node, reader: ir.Conv2d, bias: bool) -> ir.Conv2d:
+    """reader(first(x)) as one conv over first's input (reader pointwise);
+    without reader's own bias unless `bias`."""
+    wb = reader.weight.astype(np.float64)
     m = wb.reshape(wb.shape[0], -1)  # (C_out_b, C_out_a)
     w = np.einsum("om,mikl->oikl", m, _dense_weight(first.op))
-    op = ir.Conv2d(w.astype(np.float32), (m @ ba + bb).astype(np.float32), first.op.stride,
-                   first.op.padding, first.op.dilation, 1)
-    g = g.replace_op(reader.name, op, inputs=first.inputs)
-    return g.with_nodes(n for n in g.nodes if n.name != first.name)
+    b = m @ first.op.bias.astype(np.float64) + (reader.bias.astype(np.float64) if bias else 0.0)
+    return ir.Conv2d(w.astype(np.float32), b.astype(np.float32), first.op.stride, first.op.padding,
+                     first.op.dilation, 1)
+
+
+def _terms(g: ir.Graph, name: str) -> list[str] | None:
+    """The nodes whose values sum to `name`'s: a conv, or a spiking source
+    (anything but an unrectified linear value), or the terms of an Add's
+    inputs; None if the sum has another linear value in it."""
+    op = g.node(name).op
+    if isinstance(op, ir.Add):
+        out = []
+        for i in g.node(name).inputs:
+            t = _terms(g, i)
+            if t is None:
+                return None
+            out += t
+        return out
+    if isinstance(op, ir.Conv2d) or not isinstance(op, _VALUES):
+        return [name]
+    return None
+
+
+def _composable(g: ir.Graph, name: str) -> bool:
+    """Whether `name` is read only by pointwise convs (at least one) and
+    Adds, and is a sum of terms."""
+    readers = g.consumers(name)
+    return (not g.is_output(name) and any(_pointwise(r.op) for r in readers)
+            and all(_pointwise(r.op) or isinstance(r.op, ir.Add) for r in readers)
+            and _terms(g, name) is not None)
+
+
+def _compose(g: ir.Graph, name: str) -> ir.Graph:
+    """Every pointwise reader R of `name` as the sum of R over name's terms
+    (see the module doc); the first term carries R's bias."""
+    terms = _terms(g, name)
+    readers = {r.name for r in g.consumers(name) if _pointwise(r.op)}
+    nodes = []
+    for n in g.nodes:
+        if n.name not in readers:
+            nodes.append(n)
+            continue
+        parts = []
+        for k, t in enumerate(terms):
+            tn = g.node(t)
+            if isinstance(tn.op, ir.Conv2d):
+                op, src = _composed(tn, n.op, bias=k == 0), tn.inputs[0]
+            else:
+                op, src = ir.Conv2d(n.op.weight, n.op.bias if k == 0 else np.zeros_like(n.op.bias), n.op.stride,
+                                    n.op.padding, n.op.dilation, 1), t
+            parts.append(ir.Node(n.name if len(terms) == 1 else f"{n.name}/{t}", op, (src,), n.shape))
+        nodes += parts
+        if len(parts) > 1:
+            nodes.append(ir.Node(n.name, ir.Add(), tuple(p.name for p in parts), n.shape))
+    return _prune(g.with_nodes(nodes))
+
+
+def _prune(g: ir.Graph) -> ir.Graph:
+    """g without the nodes whose values reach nothing (the output, every
+    node's inputs)."""
+    live = {g.output}
+    for n in reversed(g.nodes):
+        if n.name in live:
+            live.update(n.inputs)
+    return g.with_nodes(n for n in g.nodes if n.name in live or isinstance(n.op, ir.Input))
 
 
 def _relay(g: ir.Graph, name: str) -> ir.Graph:
@@ -103,9 +170,8 @@ def carry_linear_values(g: ir.Graph) -> ir.Graph:
         for n in g.nodes:
             if not isinstance(n.op, _VALUES) or _rectified(g, n.name):
                 continue
-            reader = g.sole_consumer(n.name)
-            if reader is not None and isinstance(n.op, ir.Conv2d) and _pointwise(reader.op):
-                g = _compose(g, n, reader)
+            if _composable(g, n.name):
+                g = _compose(g, n.name)
             else:
                 # a sum is integrated by its neurons directly; a layer's value may be pooled first
                 g = _relay(g, n.name if isinstance(n.op, ir.Add) else _end_of_chain(g, n.name))

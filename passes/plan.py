@@ -156,7 +156,7 @@ def _role(g: ir.Graph, n: ir.Node) -> tuple[str, str]:
     if isinstance(op, ir.Add):
         after = g.consumers(n.name)
         if len(after) == 1 and isinstance(after[0].op, NEURON_OPS):
-            return "residual", "membrane integrates both inputs"
+            return "residual", f"membrane integrates all {len(n.inputs)} inputs"
         return "unsupported", "Add that is not followed by a ReLU"
     if isinstance(op, PASS_THROUGH) or isinstance(op, ir.Concat):
         what = "payload routing (moves/copies values)" if isinstance(op, ROUTING) else "no neuron"

@@ -105,8 +105,8 @@ def run_maxpool(op: ir.SpikingMaxPool, payload: torch.Tensor, unit: torch.Tensor
 
 def _apply(op, xs: list[torch.Tensor]) -> torch.Tensor:
     steps = max(x.shape[0] for x in xs)
-    if isinstance(op, ir.Add) and len(xs) == 2:
-        return xs[0] + xs[1]
+    if isinstance(op, ir.Add):
+        return sum(xs[1:], xs[0])
     xs = [x.expand((steps,) + tuple(x.shape[1:])) if x.shape[0] != steps else x for x in xs]
     n = xs[0].shape[1]
     y = apply_op(op, [x.reshape((steps * n,) + tuple(x.shape[2:])) for x in xs])

@@ -132,7 +132,7 @@ def run_int_maxpool(op: int_ir.IntMaxPool, x: np.ndarray) -> np.ndarray:
 def _route(op, xs: list[np.ndarray]) -> np.ndarray:
     steps = max(x.shape[0] for x in xs)
     if isinstance(op, ir.Add):
-        return xs[0] + xs[1]
+        return sum(xs[1:], xs[0])
     if isinstance(op, (int_ir.Delay, ir.Identity)):
         return xs[0]  # lock-step: delays only balance hardware latency
     if isinstance(op, ir.Concat):
