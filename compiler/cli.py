@@ -138,6 +138,10 @@ def add_conversion_options(p: argparse.ArgumentParser, graded: bool = True, devi
         g.add_argument("--search-cost", default="spikes", choices=("spikes", "events"),
                        help="what the searches price: spikes (a burst of k counts k; the paper, Xylo; default) "
                             "or events (a burst is one graded message: Loihi 2)")
+        g.add_argument("--neuron", default="burst", choices=("burst", "memory"),
+                       help="burst (the method's neurons; default) or memory: a neuron may send negative bursts "
+                            "to take back spikes it sent earlier, never more than it sent (signed graded spikes: "
+                            "not on Xylo); removes the error of inputs that arrive unevenly over the timesteps")
     g.add_argument("--maxpool", default="hoist", choices=("step", "gated", "running", "hoist"),
                    help="how a max pool over spikes runs: step (max of each step's payloads), gated (the input "
                         "with the largest count so far passes), running (the running max of the counts), hoist "
@@ -172,6 +176,7 @@ def conversion_options(args):
         spike_range=tuple(args.spike_range), energy_budget=args.energy_budget,
         search_thresholds=args.search_thresholds, sensitivity_budget=args.sensitivity_budget,
         search_cost=getattr(args, "search_cost", "spikes"), maxpool=args.maxpool,
+        neuron=getattr(args, "neuron", "burst"),
         adaptive_timesteps=args.adaptive_timesteps, exit_metric=args.exit_metric, exit_level=args.exit_level,
         seed=args.seed, batch_size=args.batch_size)
 

@@ -65,13 +65,15 @@ class IntBurstNeuron:
     v += a_in + bias;  k = clamp(floor(v / threshold), lo, max_spikes);
     v -= k * threshold;  sends k as a graded payload.  v starts at v_init.
     lo = 0, or -max_spikes for a signed neuron (a linear, unrectified value:
-    ir.BurstNeuron.signed)."""
+    ir.BurstNeuron.signed), or max(-sent, -max_spikes) for a memory neuron
+    (ir.BurstNeuron.memory; sent: its spikes so far, k summed)."""
     threshold: np.ndarray  # (C,) int > 0, per channel
     bias: np.ndarray  # (C,) int
     v_init: np.ndarray  # per-sample shape, int
     max_spikes: int
     depth: int = 1
     signed: bool = False
+    memory: bool = False
 
 
 @_op

@@ -185,6 +185,10 @@ class BurstNeuron:
     v_init: np.ndarray | None = None
     #: signed neurons (a Relay's): k = clamp(floor(V / threshold), -max_spikes, max_spikes)
     signed: bool = False
+    #: memory neurons (ConvertOptions.neuron "memory"): a ReLU's neurons that may send negative
+    #: bursts to take back spikes they sent earlier, never more than they have sent:
+    #: k = clamp(floor(V / threshold), max(-sent, -max_spikes), max_spikes); sent += k
+    memory: bool = False
 
 
 @_op

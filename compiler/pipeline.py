@@ -29,7 +29,7 @@ from adacal.passes.threshold_ratio_search import RATIOS, scale_thresholds, searc
 from adacal.progress import progress_task
 from adacal.passes.thresholds import parse_method
 from adacal.passes.maxpool_placement import hoist_maxpool
-from adacal.passes.to_spiking import MAXPOOL_CHOICES, neuron_names, set_neuron, to_spiking
+from adacal.passes.to_spiking import MAXPOOL_CHOICES, NEURON_CHOICES, neuron_names, set_neuron, to_spiking
 from adacal.runtime_sim import energy
 from adacal.runtime_sim.float_sim import concat_results, simulate
 from adacal.summary import ENERGY_CONVENTION, accuracy, accuracy_by_step, has_labels, measure, output_error
@@ -49,6 +49,7 @@ class ConvertOptions:
     sensitivity_budget: float = 1.0
     search_cost: str = "spikes"  # energy.SEARCH_COSTS: what the two searches price
     maxpool: str = "hoist"  # to_spiking.MAXPOOL_CHOICES: how max pools over spikes run
+    neuron: str = "burst"  # to_spiking.NEURON_CHOICES: "memory" neurons may take spikes back
     adaptive_timesteps: bool = False
     exit_metric: str = "confidence"
     exit_level: float = 0.9
@@ -91,6 +92,8 @@ class ConvertOptions:
                               f"got {self.search_cost}")
         if self.maxpool not in MAXPOOL_CHOICES:
             raise AdacalError(f"--maxpool must be one of {', '.join(MAXPOOL_CHOICES)}, got {self.maxpool}")
+        if self.neuron not in NEURON_CHOICES:
+            raise AdacalError(f"--neuron must be one of {', '.join(NEURON_CHOICES)}, got {self.neuron}")
         if not 0.0 <= self.exit_level <= 1.0:
             raise AdacalError(f"--exit-level must be in [0, 1], got {self.exit_level}")
         if self.seed < 0:
@@ -233,7 +236,7 @@ def convert_graph(ann: ir.Graph, x_cal, y_cal, opts: ConvertOptions, log=None,
     steps = _Steps(log)
     if opts.maxpool == "hoist":
         ann = hoist_maxpool(ann)
-    snn = to_spiking(ann, opts.spike_range[1] if opts.search_spikes else opts.max_spikes, opts.maxpool)
+    snn = to_spiking(ann, opts.spike_range[1] if opts.search_spikes else opts.max_spikes, opts.maxpool, opts.neuron)
     names = neuron_names(snn)
     conv = Conversion(ann, snn, opts)
     cal = open_data(x_cal) if isinstance(x_cal, np.ndarray) or not hasattr(x_cal, "batches") else x_cal

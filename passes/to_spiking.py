@@ -21,6 +21,8 @@ from adacal.runtime_sim.maxpool import REALISATIONS
 #: with a max pool over neurons fed by the analog input moved before them:
 #: passes/maxpool_placement.py)
 MAXPOOL_CHOICES = REALISATIONS + ("hoist",)
+#: ConvertOptions.neuron: plain burst neurons, or memory neurons that may take spikes back (negative bursts)
+NEURON_CHOICES = ("burst", "memory")
 
 
 def _fold_dense_into_next(g: ir.Graph, name: str) -> ir.Graph:
@@ -36,14 +38,19 @@ def _fold_dense_into_next(g: ir.Graph, name: str) -> ir.Graph:
     return g.with_nodes(n for n in g.nodes if n.name != name)
 
 
-def to_spiking(g: ir.Graph, max_spikes: int, maxpool: str = "running") -> ir.Graph:
+def to_spiking(g: ir.Graph, max_spikes: int, maxpool: str = "running", neuron: str = "burst") -> ir.Graph:
     """Replace ReLUs by burst neurons with cap `max_spikes` (φ), Relays by
     signed ones, and max pools over payloads by the `maxpool` realisation
-    (`hoist` must have been applied to g already; its other max pools run)."""
+    (`hoist` must have been applied to g already; its other max pools run).
+    neuron "memory": the ReLUs' neurons are memory neurons
+    (ir.BurstNeuron.memory), except those a max pool over payloads reads (a
+    running maximum cannot take a spike back)."""
     if max_spikes < 1:
         raise UnsupportedError(f"max spikes per step must be >= 1, got {max_spikes}")
     if maxpool not in MAXPOOL_CHOICES:
         raise UnsupportedError(f"unknown max-pool realisation '{maxpool}' (use {', '.join(MAXPOOL_CHOICES)})")
+    if neuron not in NEURON_CHOICES:
+        raise UnsupportedError(f"unknown neuron '{neuron}' (use {', '.join(NEURON_CHOICES)})")
     how = "running" if maxpool == "hoist" else maxpool
     plan = conversion_plan(g)
     problems = [f"{e.name} ({e.op}): {e.detail}" for e in plan if e.role == "unsupported"]
@@ -56,9 +63,10 @@ def to_spiking(g: ir.Graph, max_spikes: int, maxpool: str = "running") -> ir.Gra
     pools = {e.name for e in plan if e.role == "max pool"}
     for n in g.nodes:
         if isinstance(n.op, (ir.Relu, ir.Relay)):
-            c = n.shape[0]
+            c, signed = n.shape[0], isinstance(n.op, ir.Relay)
+            memory = neuron == "memory" and not signed and not any(r.name in pools for r in g.consumers(n.name))
             g = g.replace_op(n.name, ir.BurstNeuron(np.ones(c, np.float32), int(max_spikes),
-                                                    np.zeros(c, np.float32), signed=isinstance(n.op, ir.Relay)))
+                                                    np.zeros(c, np.float32), signed=signed, memory=memory))
         elif n.name in pools:
             g = g.replace_op(n.name, ir.SpikingMaxPool(n.op, how))
     return g

@@ -2,7 +2,8 @@
 integer simulators (they differ only in dtype and in what θ means).
 
 Per step: v += drive_t; k = clamp(floor(v / θ), 0, φ); v -= k·θ (signed
-neurons clamp k to [−φ, φ]).
+neurons clamp k to [−φ, φ]; memory neurons to [max(−sent, −φ), φ], sent
+being their spikes so far: they take back what they sent, never more).
 The loop runs in numpy with in-place ops: on these elementwise loops it is
 several times faster than torch on this CPU.
 """
@@ -12,21 +13,28 @@ import numpy as np
 
 
 def burst_loop(drive: np.ndarray, v: np.ndarray, theta: np.ndarray, max_spikes: int, T: int,
-               signed: bool = False) -> np.ndarray:
+               signed: bool = False, memory: bool = False) -> np.ndarray:
     """drive (T' ∈ {1, T}, N, ...) input plus bias per step; v (N, ...) start
     potential, updated in place; theta broadcastable per channel.  Signed
-    neurons clamp k to [-max_spikes, max_spikes].
+    neurons clamp k to [-max_spikes, max_spikes], memory neurons to
+    [max(-sent, -max_spikes), max_spikes].
     Returns k (T, N, ...) in v's dtype."""
     lo = -max_spikes if signed else 0
     k = np.empty((T,) + v.shape, v.dtype)
     tmp = np.empty_like(v)
+    sent = np.zeros_like(v) if memory else None
     static = drive.shape[0] == 1
     for t in range(T):
         v += drive[0] if static else drive[t]
         kt = k[t]
         np.divide(v, theta, out=kt)
         np.floor(kt, out=kt)
-        np.clip(kt, lo, max_spikes, out=kt)
+        if memory:
+            np.maximum(kt, np.maximum(-sent, -max_spikes, out=tmp), out=kt)
+            np.minimum(kt, max_spikes, out=kt)
+            sent += kt
+        else:
+            np.clip(kt, lo, max_spikes, out=kt)
         np.multiply(kt, theta, out=tmp)
         v -= tmp
     return k

@@ -68,7 +68,7 @@ def run_neuron(op: ir.BurstNeuron, current: torch.Tensor, T: int, fanout: torch.
     v[...] = 0.5 * theta
     if op.v_init is not None:
         v += np.asarray(op.v_init, np.float32)
-    k = burst_loop(drive, v, theta, op.max_spikes, T, op.signed)
+    k = burst_loop(drive, v, theta, op.max_spikes, T, op.signed, op.memory)
     stats = counts(k, fanout)
     k *= theta
     return torch.from_numpy(k).to(current.device), stats

@@ -114,7 +114,7 @@ def run_int_neuron(op: int_ir.IntBurstNeuron, current: np.ndarray, T: int, fanou
     theta = np.asarray(op.threshold, np.float64).reshape(shape)
     drive = current + np.asarray(op.bias, np.float64).reshape(shape)  # float64, exact integers
     v = np.broadcast_to(np.asarray(op.v_init, np.float64), current.shape[1:]).copy()
-    k = burst_loop(drive, v, theta, op.max_spikes, T, bool(op.signed))
+    k = burst_loop(drive, v, theta, op.max_spikes, T, bool(op.signed), bool(op.memory))
     return k.astype(np.float32), counts(k, fanout)
 
 

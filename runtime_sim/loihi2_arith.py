@@ -75,11 +75,16 @@ def wrap(a: np.ndarray, bits: int = WRAP_BITS_CONV) -> np.ndarray:
     return ((a + half) & ((1 << bits) - 1)) - half
 
 
-def burst_step(v: np.ndarray, drive: np.ndarray, threshold: np.ndarray, max_spikes: int, signed: bool = False):
+def burst_step(v: np.ndarray, drive: np.ndarray, threshold: np.ndarray, max_spikes: int, signed: bool = False,
+               sent: np.ndarray | None = None):
     """adacal's BurstIF neuron, one step, in place on v (int64):
     v += drive; k = clamp(floor(v / threshold), lo, max_spikes); v -= k * threshold,
-    lo = -max_spikes for a signed neuron, else 0."""
+    lo = -max_spikes for a signed neuron, else 0; for a memory neuron
+    (sent given: its spikes so far, updated in place) lo = max(-sent, -max_spikes)."""
     v += drive
-    k = np.clip(np.floor_divide(v, threshold), -max_spikes if signed else 0, max_spikes)
+    lo = np.maximum(-sent, -max_spikes) if sent is not None else (-max_spikes if signed else 0)
+    k = np.clip(np.floor_divide(v, threshold), lo, max_spikes)
     v -= k * threshold
+    if sent is not None:
+        sent += k
     return k

@@ -53,7 +53,7 @@ def _lava_neuron(current: np.ndarray, op: int_ir.IntBurstNeuron, hold: int, peri
     steps, n = current.shape
     src = Source(data=current.T.astype(np.int32))
     neu = BurstIF(shape=(n,), threshold=op.threshold, bias=op.bias, v_init=op.v_init, max_spikes=op.max_spikes,
-                  hold=hold, period=period, signed=op.signed)
+                  hold=hold, period=period, signed=op.signed, memory=op.memory)
     sink = Sink(shape=(n,), buffer=steps)
     src.s_out.connect(neu.a_in)
     neu.s_out.connect(sink.a_in)

@@ -109,7 +109,8 @@ class _Build:
             self.procs[name] = self.lv.BurstIF(shape=pop.lava_shape, threshold=pop.to_lava(th),
                                                bias=pop.to_lava(bias), v_init=pop.to_lava(v0),
                                                max_spikes=int(op.max_spikes), hold=pop.latency,
-                                               period=self.period, signed=bool(op.signed), name=name)
+                                               period=self.period, signed=bool(op.signed),
+                                               memory=bool(op.memory), name=name)
             self.n_procs += 1
 
     def _max_pool(self, op, name: str, in_shape: tuple, hold: int):

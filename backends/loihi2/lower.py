@@ -317,7 +317,7 @@ class _Emitter:
         v0 = np.broadcast_to(v0 * _per_channel(m, n.shape), n.shape)
         neuron = int_ir.IntBurstNeuron(theta_int, np.rint(bias * m).astype(np.int64),
                                        np.floor(v0 + 0.5).astype(np.int64), int(op.max_spikes), d,
-                                       bool(op.signed))
+                                       bool(op.signed), bool(op.memory))
         bound = int(theta_int.max()) * (op.max_spikes + 2) + int(np.abs(np.rint(bias * m)).max())
         if bound >= STATE_LIMIT:
             raise UnsupportedError(f"neuron '{n.name}': integer state would reach {bound}, beyond the "

@@ -60,6 +60,8 @@ def write_network(low: Loihi2Lowering, path) -> None:
                 nrn.attrs.update({"max_spikes": op.max_spikes})
                 if op.signed:  # written only when set: files of unsigned networks stay as they were
                     nrn.attrs["signed"] = True
+                if op.memory:  # likewise
+                    nrn.attrs["memory"] = True
                 grp.attrs["depth"] = op.depth
             elif isinstance(op, int_ir.IntMaxPool):
                 for key, v in (("kernel", op.kernel), ("stride", op.stride), ("padding_tlbr", op.padding),
@@ -113,7 +115,8 @@ def read_network(path) -> Loihi2Lowering:
                 nrn = grp["neuron"]
                 op = int_ir.IntBurstNeuron(nrn["threshold"][()], nrn["bias"][()], nrn["v_init"][()],
                                            int(nrn.attrs["max_spikes"]), int(a["depth"]),
-                                           bool(nrn.attrs.get("signed", False)))
+                                           bool(nrn.attrs.get("signed", False)),
+                                           bool(nrn.attrs.get("memory", False)))
             elif kind == "max_pool":
                 pair = (lambda key: tuple(int(v) for v in grp[key][()]))
                 op = int_ir.IntMaxPool(pair("kernel"), pair("stride"), pair("padding_tlbr"), pair("dilation"),

@@ -88,7 +88,9 @@ FORMAT_VERSION = 1
 
 SPIKE_RULE = ("per step: v += sum of inputs; k = clamp(floor(v / v_threshold), 0, max_spikes); "
               "v -= k * v_threshold; output k (graded spike count, 0..max_spikes); v unbounded below; "
-              "v(0) = initial_potential = v_threshold / 2 + v_init")
+              "v(0) = initial_potential = v_threshold / 2 + v_init; the lower clamp is -max_spikes instead of "
+              "0 where signed is true, and max(-sent, -max_spikes) where memory is true (sent: the neuron's k "
+              "summed so far)")
 
 GRAPH_NOTES = {
     "time": "discrete, dt = 1 step; edges are instantaneous: every node updates in the same step, in "
@@ -337,7 +339,8 @@ class _Exporter:
                 "threshold": np.asarray(op.threshold, np.float32).reshape(-1).copy(),
                 "bias": bias.astype(np.float32), "bias_folded_into": folded[0] if folded else "",
                 "v_init": v_init.astype(np.float32), "half_quantum": np.float64(0.5),
-                "initial_potential": (0.5 * theta + v_init).astype(np.float32), "spike_rule": SPIKE_RULE}
+                "initial_potential": (0.5 * theta + v_init).astype(np.float32), "spike_rule": SPIKE_RULE,
+                "signed": bool(op.signed), "memory": bool(op.memory)}
         node = self.nir.IF(r=np.ones(shape, np.float32), v_threshold=theta.astype(np.float32), metadata=meta)
         return [_Term(self.add(n.name, node, srcs, n.name, shape), theta)]
 

@@ -111,6 +111,9 @@ def _check_chain(snn: ir.Graph) -> None:
         if isinstance(n.op, ir.BurstNeuron) and n.op.signed:
             raise UnsupportedError(f"Xylo lowering: node '{n.name}' (signed burst neurons): Xylo's spikes are "
                                    "unsigned, so a linear value carried by signed neurons cannot be placed")
+        if isinstance(n.op, ir.BurstNeuron) and n.op.memory:
+            raise UnsupportedError(f"Xylo lowering: node '{n.name}' (memory neurons): they take spikes back with "
+                                   "negative bursts, and Xylo's spikes are unsigned; convert with neuron 'burst'")
     if snn.output != nodes[-1].name:
         raise UnsupportedError(f"Xylo lowering: the graph output '{snn.output}' is not the last node")
 

@@ -1,8 +1,9 @@
 """Bit-accurate CPU model ('fixed_pt') of BurstIF (process.py).
 
 Per step: v += a_in + bias; k = clip(v // threshold, lo, max_spikes);
-v -= k * threshold; send k (lo = -max_spikes for a signed population, else
-0): runtime_sim/loihi2_arith.py's burst_step, the integer simulator's
+v -= k * threshold; send k (lo = -max_spikes for a signed population,
+max(-sent, -max_spikes) for a memory population, sent += k, else 0):
+runtime_sim/loihi2_arith.py's burst_step, the integer simulator's
 arithmetic.  The state is int64, the payload int32 (as
 PyDenseModelBitAcc's a_out, lava/proc/dense/models.py); floor_divide floors
 also for negative v, exactly the integer model.  The model follows Lava's own
@@ -43,6 +44,8 @@ class PyBurstIFModelFixed(PyLoihiProcessModel):
     bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     max_spikes: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     signed: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=1)
+    memory: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=1)
+    sent: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     hold: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     period: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
 
@@ -57,6 +60,7 @@ class PyBurstIFModelFixed(PyLoihiProcessModel):
             # held in reset: the input has not arrived yet (or belongs to the
             # previous sample); docs/loihi2.md, "Timing"
             self.v[...] = self.v_init
+            self.sent[...] = 0
             self.s_out.send(np.zeros(self.v.shape, np.int32))
             return
         # a signed payload (k < 0) arrives intact: a channel has the sending
@@ -65,5 +69,6 @@ class PyBurstIFModelFixed(PyLoihiProcessModel):
         # (lava/proc/dense/models.py line 63), PyInPortVectorDense.recv adds the
         # message to np.zeros(shape, bool), giving int32 with the sign
         # (lava/magma/core/model/py/ports.py line 350); docs/loihi2.md, "Signed neurons"
-        k = burst_step(self.v, a + self.bias, self.threshold, int(self.max_spikes.item()), bool(self.signed.item()))
+        k = burst_step(self.v, a + self.bias, self.threshold, int(self.max_spikes.item()), bool(self.signed.item()),
+                       self.sent if self.memory.item() else None)
         self.s_out.send(k.astype(np.int32))

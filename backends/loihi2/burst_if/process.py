@@ -3,7 +3,8 @@
 Per Lava time step, per neuron (all integers; model in models.py):
 
     v += a_in + bias
-    k  = clamp(floor(v / threshold), lo, max_spikes)    lo = -max_spikes if signed, else 0
+    k  = clamp(floor(v / threshold), lo, max_spikes)    lo = -max_spikes if signed,
+                                                         max(-sent, -max_spikes) if memory (sent += k), else 0
     v -= k * threshold
     s_out <- k            (graded payload, same step)
 
@@ -56,13 +57,16 @@ class BurstIF(AbstractProcess):
     max_spikes : int >= 0, spikes per step cap (per population)
     signed : bool, a signed population: k is clamped to [-max_spikes, max_spikes]
         (a linear, unrectified value), else to [0, max_spikes]
+    memory : bool, a memory population: k is clamped to [max(-sent, -max_spikes),
+        max_spikes], sent being the neuron's payloads summed since its last reset
+        (it takes back spikes it sent, never more)
     hold : int >= 0, leading steps per period held in reset (see module doc)
     period : int >= 0, steps per sample when several samples run back to back
         (0 = one sample: hold only the first ``hold`` steps of the run)
     """
 
     def __init__(self, *, shape: ty.Tuple[int, ...], threshold, bias=0, v_init=0,
-                 max_spikes: int = 1, hold: int = 0, period: int = 0, signed: bool = False,
+                 max_spikes: int = 1, hold: int = 0, period: int = 0, signed: bool = False, memory: bool = False,
                  name: ty.Optional[str] = None,
                  log_config: ty.Optional[LogConfig] = None) -> None:
         try:
@@ -84,7 +88,8 @@ class BurstIF(AbstractProcess):
             self._runtime = None
             raise
         super().__init__(shape=shape, max_spikes=int(max_spikes), hold=int(hold),
-                         period=int(period), signed=bool(signed), name=name, log_config=log_config)
+                         period=int(period), signed=bool(signed), memory=bool(memory), name=name,
+                         log_config=log_config)
         self.shape = shape
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
@@ -94,5 +99,7 @@ class BurstIF(AbstractProcess):
         self.bias = Var(shape=shape, init=bias)
         self.max_spikes = Var(shape=(1,), init=int(max_spikes))
         self.signed = Var(shape=(1,), init=int(bool(signed)))
+        self.memory = Var(shape=(1,), init=int(bool(memory)))
+        self.sent = Var(shape=shape, init=0)
         self.hold = Var(shape=(1,), init=int(hold))
         self.period = Var(shape=(1,), init=int(period))
