@@ -64,12 +64,31 @@ def to_spiking(g: ir.Graph, max_spikes: int, maxpool: str = "running", neuron: s
     for n in g.nodes:
         if isinstance(n.op, (ir.Relu, ir.Relay)):
             c, signed = n.shape[0], isinstance(n.op, ir.Relay)
-            memory = neuron == "memory" and not signed and not any(r.name in pools for r in g.consumers(n.name))
+            memory = neuron == "memory" and not signed and not _reaches_pool(g, n.name, pools)
             g = g.replace_op(n.name, ir.BurstNeuron(np.ones(c, np.float32), int(max_spikes),
                                                     np.zeros(c, np.float32), signed=signed, memory=memory))
         elif n.name in pools:
             g = g.replace_op(n.name, ir.SpikingMaxPool(n.op, how))
     return g
+
+
+#: ops that move payloads without synapses, through which a max pool may read a neuron layer
+_MOVES = (ir.Concat, ir.Flatten, ir.Reshape, ir.Transpose, ir.Take)
+
+
+def _reaches_pool(g: ir.Graph, name: str, pools: set[str]) -> bool:
+    """Whether a max pool over payloads (one of `pools`) reads the neurons at
+    `name`, directly or through ops that only move payloads (a Concat of
+    branches, as in Inception and Fire modules)."""
+    todo, seen = [name], set()
+    while todo:
+        for r in g.consumers(todo.pop()):
+            if r.name in pools:
+                return True
+            if isinstance(r.op, _MOVES) and r.name not in seen:
+                seen.add(r.name)
+                todo.append(r.name)
+    return False
 
 
 def neuron_names(g: ir.Graph) -> list[str]:

@@ -182,3 +182,27 @@ def test_memory_neurons_through_the_cli_compile_and_verify_against_lava(digits, 
     assert res["mismatched_samples"] == 0 and res["samples"] == 3
     bad = cli("convert", model, "--calib", calib, "--neuron", "spiky")
     assert bad.returncode == 2 and "--neuron" in bad.stderr
+
+
+def test_neurons_a_max_pool_reads_stay_plain_also_through_a_concat():
+    """A max pool over payloads keeps a running maximum, which a negative
+    burst cannot lower: the neurons it reads — directly or through a Concat
+    of branches (Inception, Fire) — stay plain burst neurons; the others
+    become memory neurons."""
+    from adacal import ir
+    from irbuild import build, random_conv, random_dense
+
+    rng = np.random.default_rng(6)
+    ann = build((2, 8, 8), ("c0", random_conv(rng, 2, 3), ["x"]), ("r0", ir.Relu(), ["c0"]),
+                ("ca", random_conv(rng, 3, 2), ["r0"]), ("ra", ir.Relu(), ["ca"]),
+                ("cb", random_conv(rng, 3, 2), ["r0"]), ("rb", ir.Relu(), ["cb"]),
+                ("cat", ir.Concat(0), ["ra", "rb"]), ("mp", ir.MaxPool((2, 2), (2, 2)), ["cat"]),
+                ("c1", random_conv(rng, 4, 3), ["mp"]), ("r1", ir.Relu(), ["c1"]),
+                ("c2", random_conv(rng, 3, 3, k=2, pad=0, stride=2), ["r1"]), ("r2", ir.Relu(), ["c2"]),
+                ("mp2", ir.MaxPool((2, 2), (2, 2)), ["r2"]), ("fl", ir.Flatten(), ["mp2"]),
+                ("fc", random_dense(rng, 3, 2), ["fl"]))
+    x = rng.uniform(0, 1, (16, 2, 8, 8)).astype(np.float32)
+    conv = convert_graph(ann, x, None, ConvertOptions(timesteps=4, max_spikes=2, neuron="memory",
+                                                      calibration="none", maxpool="running"))
+    memory = {n.name: n.op.memory for n in conv.snn.nodes if n.kind == "BurstNeuron"}
+    assert memory == {"r0": True, "ra": False, "rb": False, "r1": True, "r2": False}
