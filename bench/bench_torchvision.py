@@ -172,11 +172,14 @@ def maxpool_option() -> bool:
     return "maxpool" in {f.name for f in dataclasses.fields(ConvertOptions)}
 
 
-def run_adacal(paths: dict, x: np.ndarray, y: np.ndarray, T: int, phi: int, maxpool: str | None = None) -> dict:
+def run_adacal(paths: dict, x: np.ndarray, y: np.ndarray, T: int, phi: int, maxpool: str | None = None,
+               neuron: str = "burst") -> dict:
     kw = dict(timesteps=T, max_spikes=phi, calibration="light")
     if maxpool is not None:
         kw["maxpool"] = maxpool
-    row = {"method": "adacal", "T": T, "phi": phi, "maxpool": maxpool}
+    if neuron != "burst":  # an adacal without the option refuses it (the row says so)
+        kw["neuron"] = neuron
+    row = {"method": "adacal", "T": T, "phi": phi, "maxpool": maxpool, "neuron": neuron}
     try:
         t0 = now()
         with quiet():
@@ -454,9 +457,9 @@ def run_model(name: str, cfg: dict, args, log=print) -> dict:
     # --- adacal
     for T in cfg["adacal_T"]:
         for phi in cfg["adacal_phi"]:
-            r = run_adacal(paths, x, y, T, phi)
+            r = run_adacal(paths, x, y, T, phi, neuron=cfg["neuron"])
             res["adacal"].append(r)
-            log(f"[{name}] adacal T={T} φ={phi}: " + (f"ERROR {short(r['error'], 200)}" if "error" in r else
+            log(f"[{name}] adacal T={T} φ={phi} {cfg['neuron']}: " + (f"ERROR {short(r['error'], 200)}" if "error" in r else
                 f"acc {100 * r['accuracy']:.2f} %, convert {r['seconds']:.1f} s, evaluate {r['eval_seconds']:.1f} s"))
     if res["has_maxpool"]:
         if not maxpool_option():
@@ -517,7 +520,8 @@ def model_table(res: dict) -> str:
              f"{res['seconds']:.0f} s.", "", "```", HEADER]
     for r in res["adacal"]:
         mp = f" ({r['maxpool']})" if res["has_maxpool"] and r.get("maxpool") else ""
-        lines.append(fmt_row(f"adacal φ={r['phi']} light{mp}", r["T"], r, ann, res["ann_energy_pj"]))
+        nr = f" {r['neuron']}" if r.get("neuron", "burst") != "burst" else ""
+        lines.append(fmt_row(f"adacal φ={r['phi']} light{nr}{mp}", r["T"], r, ann, res["ann_energy_pj"]))
     if res["adacal_maxpool"] or res.get("adacal_maxpool_note"):
         lines.append("  -- MaxPool realisations (φ=4)")
         if res.get("adacal_maxpool_note"):
@@ -612,13 +616,15 @@ def main(argv=None):
                     help="directory of the trained models / data (bench/tv_models.py's cache)")
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "torchvision.json"),
                     help="where the results go (default bench/results/torchvision.json)")
+    ap.add_argument("--neuron", default="burst", choices=("burst", "memory"),
+                    help="adacal's neurons in the T x φ table (default burst; memory: --neuron memory)")
     args = ap.parse_args(argv)
 
     models = parse_list(args.models, str)
     bad = [m for m in models if m not in tv_models.ALL_MODELS]
     if bad:
         ap.error(f"unknown model(s) {', '.join(bad)}; choose from {', '.join(tv_models.ALL_MODELS)}")
-    cfg = dict(QUICK if args.quick else FULL)
+    cfg = dict(QUICK if args.quick else FULL, neuron=args.neuron)
     if args.test_samples is not None:
         cfg["test_samples"] = args.test_samples
     if args.sj_modes is not None:
