@@ -125,6 +125,9 @@ def _layer_role(g: ir.Graph, n: ir.Node) -> tuple[str, str]:
         after = g.consumers(end.name)
         if len(after) == 1 and isinstance(after[0].op, NEURON_OPS) and not g.is_output(end.name):
             first_layer = next((i for i in end.inputs if isinstance(g.node(i).op, SYNAPSES)), None)
+            if len(end.inputs) > 2:  # a composed linear stream: its terms' synapses into one neuron layer
+                role = "spiking" if n.name == first_layer and not path else "synapse"
+                return role, f"one of {len(end.inputs)} synapses summed into the burst neurons at {after[0].name}{via}"
             if n.name == first_layer and not path:
                 return "spiking", f"residual: burst neurons at {after[0].name} integrate this plus the skip input"
             return "synapse", f"skip path into the residual neurons at {after[0].name}{via}"
@@ -156,7 +159,8 @@ def _role(g: ir.Graph, n: ir.Node) -> tuple[str, str]:
     if isinstance(op, ir.Add):
         after = g.consumers(n.name)
         if len(after) == 1 and isinstance(after[0].op, NEURON_OPS):
-            return "residual", f"membrane integrates all {len(n.inputs)} inputs"
+            return "residual", ("membrane integrates both inputs" if len(n.inputs) == 2
+                                else f"membrane integrates all {len(n.inputs)} inputs")
         return "unsupported", "Add that is not followed by a ReLU"
     if isinstance(op, PASS_THROUGH) or isinstance(op, ir.Concat):
         what = "payload routing (moves/copies values)" if isinstance(op, ROUTING) else "no neuron"
