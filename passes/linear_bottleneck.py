@@ -107,11 +107,14 @@ def _terms(g: ir.Graph, name: str) -> list[str] | None:
 
 def _composable(g: ir.Graph, name: str) -> bool:
     """Whether `name` is read only by pointwise convs (at least one) and
-    Adds, and is a sum of terms."""
+    Adds, and is a sum of distinct terms (a term counted twice, as in
+    Add(a, a), is left to a Relay)."""
     readers = g.consumers(name)
-    return (not g.is_output(name) and any(_pointwise(r.op) for r in readers)
-            and all(_pointwise(r.op) or isinstance(r.op, ir.Add) for r in readers)
-            and _terms(g, name) is not None)
+    if g.is_output(name) or not any(_pointwise(r.op) for r in readers) \
+            or not all(_pointwise(r.op) or isinstance(r.op, ir.Add) for r in readers):
+        return False
+    terms = _terms(g, name)
+    return terms is not None and len(set(terms)) == len(terms)
 
 
 def _compose(g: ir.Graph, name: str) -> ir.Graph:

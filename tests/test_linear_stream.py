@@ -90,3 +90,20 @@ def test_composed_stream_on_loihi2_is_bit_exact_against_lava():
         assert k.any(), layer  # every layer spikes: the sums carry something
     # the head's neurons sum synapses from layers 1, 3 and 4 deep: the shorter paths are delayed
     assert any(n.kind == "Delay" for n in low.graph.nodes)
+
+
+def test_a_term_counted_twice_is_relayed_not_composed():
+    """s = p + p read by a pointwise conv: composing would name two synapses
+    alike; the sum is carried by signed neurons instead, and the function
+    is unchanged."""
+    from adacal.interpret import run_graph
+
+    rng = np.random.default_rng(8)
+    g = build((2, 4, 4), ("c0", _conv(rng, 2, 4, 3, 1), ["x"]), ("h0", ir.Relu(), ["c0"]),
+              ("p", _conv(rng, 4, 3), ["h0"]), ("s", ir.Add(), ["p", "p"]),
+              ("e", _conv(rng, 3, 5), ["s"]), ("h1", ir.Relu(), ["e"]), ("fl", ir.Flatten(), ["h1"]),
+              ("fc", ir.Dense(rng.normal(0, 0.2, (3, 80)).astype(np.float32), np.zeros(3, np.float32)), ["fl"]))
+    c = carry_linear_values(g)
+    assert "Relay" in kinds(c) and len(set(c.names())) == len(c.names())
+    x = rng.uniform(0, 1, (4, 2, 4, 4)).astype(np.float32)
+    np.testing.assert_allclose(run_graph(c, x), run_graph(g, x), rtol=1e-4, atol=1e-5)
