@@ -14,7 +14,7 @@ import numpy as np
 
 from adacal import ir
 from adacal.errors import UnsupportedError
-from adacal.passes.plan import conversion_plan
+from adacal.passes.plan import ROUTING, conversion_plan
 from adacal.runtime_sim.maxpool import REALISATIONS
 
 #: --maxpool: the realisations of runtime_sim.maxpool, and `hoist` (running,
@@ -73,7 +73,7 @@ def to_spiking(g: ir.Graph, max_spikes: int, maxpool: str = "running", neuron: s
 
 
 #: ops that move payloads without synapses, through which a max pool may read a neuron layer
-_MOVES = (ir.Concat, ir.Flatten, ir.Reshape, ir.Transpose, ir.Take)
+_MOVES = (ir.Concat, ir.Flatten, ir.Reshape) + ROUTING
 
 
 def _reaches_pool(g: ir.Graph, name: str, pools: set[str]) -> bool:

@@ -30,7 +30,9 @@ def burst_loop(drive: np.ndarray, v: np.ndarray, theta: np.ndarray, max_spikes: 
         np.divide(v, theta, out=kt)
         np.floor(kt, out=kt)
         if memory:
-            np.maximum(kt, np.maximum(-sent, -max_spikes, out=tmp), out=kt)
+            np.negative(sent, out=tmp)
+            np.maximum(tmp, -max_spikes, out=tmp)
+            np.maximum(kt, tmp, out=kt)
             np.minimum(kt, max_spikes, out=kt)
             sent += kt
         else:
