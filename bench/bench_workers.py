@@ -129,38 +129,6 @@ LARGE_SIZES = (16, 128, 256, 256, 128, 10)
 LARGE_T = 12
 
 
-def train_large(seed: int = 0, epochs: int = 300):
-    """The LARGE_SIZES MLP on digits16's training split (load_data of
-    examples/digits16_mlp.py): full-batch Adam, seeded, one torch thread,
-    deterministic algorithms (3-5 s).  (model, calibration x, y, test accuracy)"""
-    import torch
-    from torch import nn
-
-    x_tr, y_tr, x_te, y_te = digits16_mlp().load_data(seed)
-    threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-    try:
-        torch.manual_seed(seed)
-        layers = []
-        for a, b in zip(LARGE_SIZES[:-1], LARGE_SIZES[1:]):
-            layers += [nn.Linear(a, b), nn.ReLU()]
-        model = nn.Sequential(*layers[:-1])
-        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-        xt, yt = torch.from_numpy(x_tr), torch.from_numpy(y_tr)
-        for _ in range(epochs):
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(xt), yt).backward()
-            opt.step()
-        model.eval()
-        with torch.no_grad():
-            acc = float((model(torch.from_numpy(x_te)).argmax(1).numpy() == y_te).mean())
-    finally:
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(det)
-    return model, x_tr, y_tr, acc
-
-
 def xylo_large_artifact_and_data(n: int) -> tuple[Path, Path]:
     import warnings
 
@@ -171,7 +139,8 @@ def xylo_large_artifact_and_data(n: int) -> tuple[Path, Path]:
     onnx = ex / "digits16_large_mlp.onnx"
     if not onnx.exists():
         ex.mkdir(parents=True, exist_ok=True)
-        model, x_tr, y_tr, acc = train_large()
+        # examples/digits16_mlp.py's training (seeded, one thread, 3-5 s) at the LARGE_SIZES widths
+        model, (x_tr, y_tr, _, _), acc = digits16_mlp().train(sizes=LARGE_SIZES, lr=3e-3)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(model, (torch.zeros(1, LARGE_SIZES[0]),), str(onnx), dynamo=False, opset_version=17,

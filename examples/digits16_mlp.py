@@ -29,15 +29,21 @@ def load_data(seed: int = 0, test_size: int = 450):
     return x[tr], y[tr], x[te], y[te]
 
 
-def train(seed: int = 0, epochs: int = 300):
+def train(seed: int = 0, epochs: int = 300, sizes: tuple[int, ...] = (16, 64, 10), lr: float = 1e-2):
+    """A ReLU MLP of layer widths `sizes` on load_data's training split:
+    full-batch Adam, seeded, one torch thread, deterministic algorithms.
+    (model, (x_tr, y_tr, x_te, y_te), test accuracy)"""
     x_tr, y_tr, x_te, y_te = load_data(seed)
     threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     try:
         torch.manual_seed(seed)
-        model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 10))
-        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        layers = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        model = nn.Sequential(*layers[:-1])
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
         xt, yt = torch.from_numpy(x_tr), torch.from_numpy(y_tr)
         for _ in range(epochs):  # full batch: ~1 s
             opt.zero_grad()
