@@ -320,9 +320,9 @@ def cmd_inspect(args) -> int:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        from adacal.device import using
         if getattr(args, "compute_device", None) is None:
-            return _dispatch(args)
+            return _dispatch(args)  # torch is not imported here for a command that has no torch device
+        from adacal.device import using
         with using(args.compute_device):
             return _dispatch(args)
     except AdacalError as e:
