@@ -23,6 +23,9 @@ workers= / cluster= in the Python API):
   the shard and its samples, and nothing is returned.  An AdacalError raised
   by a task (bad input) is raised as it is.
 * Progress: one task of N samples that advances as shards complete.
+* The local cluster's worker processes end without Python's finalization
+  once their Dask worker has closed (adacal.worker_exit: ~0.5 s saved at
+  every close with torch and Rockpool loaded).
 * Lava starts processes of its own, which a daemonic process may not have:
   the local cluster's worker processes are started non-daemonic
   (`distributed.worker.daemon: False`).  Workers started by `dask worker`
@@ -167,6 +170,7 @@ def dask_client(workers: int, cluster=None, log=None):
             stack.callback(_close, own)
             client = Client(own, set_as_default=False)
             stack.callback(_close, client)
+            _quick_exit(client)
             stack.callback(_settle, client, workers)  # runs first: let restarting workers finish starting
         elif isinstance(cluster, Client):
             client = cluster
@@ -174,6 +178,16 @@ def dask_client(workers: int, cluster=None, log=None):
             client = _connect(Client, cluster, log)
             stack.callback(_close, client)
         yield (client, *_wait_for_workers(client, cluster))
+
+
+def _quick_exit(client) -> None:
+    """Our own workers' processes end at once when closed (adacal.worker_exit);
+    a failure to arrange it only costs time at the close."""
+    from adacal.worker_exit import QuickExit
+    try:
+        client.register_plugin(QuickExit())
+    except Exception:  # noqa: BLE001 - an optimisation: the run goes ahead without it
+        pass
 
 
 @contextmanager

@@ -12,7 +12,9 @@ real LocalCluster of 2 worker processes:
   with progress advancing as shards complete;
 * the merge of shards' verdicts names the mismatch verify names on all the
   samples (checked on the comparison itself, no cluster);
-* without --workers, dask is not imported.
+* without --workers, dask is not imported; a sharded XyloSim verify does not
+  import torch in the calling process; the local cluster's workers end
+  without Python's finalization once closed.
 """
 import io
 import json
@@ -222,6 +224,28 @@ def test_in_process_runs_do_not_import_dask(arts):
             "print('dask' in sys.modules, 'distributed' in sys.modules, code)" % (str(art), str(data)))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
     assert r.stdout.strip().splitlines()[-1] == "False False 0", r.stderr
+
+
+def test_a_sharded_xylo_verify_does_not_import_torch_in_the_calling_process(arts):
+    # the calling process only merges: torch (~1 s to import) would delay the cluster's start
+    art, data = arts["xylo"]
+    code = ("import sys; from adacal import cli; code = cli.main(['verify', %r, '--data', %r, '--samples', '8', "
+            "'--workers', '2', '--quiet']); print('torch' in sys.modules, code)" % (str(art), str(data)))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
+    assert r.stdout.strip().splitlines()[-1] == "False 0", r.stderr
+
+
+def test_the_local_clusters_workers_end_without_finalization():
+    from adacal.distribute import dask_client
+    with dask_client(2) as (client, n, _):
+        assert n == 2
+        assert set(client.run(lambda dask_worker: "adacal-quick-exit" in dask_worker.plugins).values()) == {True}
+    # what the plugin does when its worker closes: the process ends at once, its output flushed, and the
+    # exit handlers registered before it (Python's finalization) do not run
+    code = ("import atexit, sys; atexit.register(print, 'finalized'); from adacal.worker_exit import QuickExit; "
+            "print('closed', end=''); QuickExit().teardown(None)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
+    assert (r.returncode, r.stdout) == (0, "closed"), r.stderr
 
 
 # ---------------------------------------------------------------------------
