@@ -218,21 +218,26 @@ def test_an_unreachable_scheduler_is_one_line_error(arts):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+def imported_by(*args, modules) -> list[str]:
+    """Whether each of `modules` is imported in a fresh process after
+    cli.main(args), then main's exit code."""
+    code = ("import sys; from adacal import cli; code = cli.main(%r); print(*[m in sys.modules for m in %r], code)"
+            % ([*map(str, args), "--quiet"], modules))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
+    assert r.stdout.strip(), r.stderr
+    return r.stdout.strip().splitlines()[-1].split()
+
+
 def test_in_process_runs_do_not_import_dask(arts):
     art, data = arts["xylo"]
-    code = ("import sys; from adacal import cli; code = cli.main(['simulate', %r, '--data', %r, '--quiet']); "
-            "print('dask' in sys.modules, 'distributed' in sys.modules, code)" % (str(art), str(data)))
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
-    assert r.stdout.strip().splitlines()[-1] == "False False 0", r.stderr
+    assert imported_by("simulate", art, "--data", data, modules=("dask", "distributed")) == ["False", "False", "0"]
 
 
 def test_a_sharded_xylo_verify_does_not_import_torch_in_the_calling_process(arts):
     # the calling process only merges: torch (~1 s to import) would delay the cluster's start
     art, data = arts["xylo"]
-    code = ("import sys; from adacal import cli; code = cli.main(['verify', %r, '--data', %r, '--samples', '8', "
-            "'--workers', '2', '--quiet']); print('torch' in sys.modules, code)" % (str(art), str(data)))
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
-    assert r.stdout.strip().splitlines()[-1] == "False 0", r.stderr
+    assert imported_by("verify", art, "--data", data, "--samples", 8, "--workers", 2,
+                       modules=("torch",)) == ["False", "0"]
 
 
 def test_the_local_clusters_workers_end_without_finalization():
