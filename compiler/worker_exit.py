@@ -3,7 +3,9 @@
 without Python's finalization.  With torch and Rockpool loaded that
 finalization takes ~0.5 s, and closing the cluster waits for it; after a
 Dask worker has closed nothing is left to finalize but the standard streams,
-which are flushed first.  A worker that dies or is killed is not concerned.
+which are flushed first.  The process's exit status is then 0, which the
+nanny, closing, does not read.  A worker that dies or is killed is not
+concerned.
 
 Its own module: a worker plugin must be a distributed.WorkerPlugin, and
 adacal imports distributed only when a run uses workers."""

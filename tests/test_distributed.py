@@ -242,9 +242,10 @@ def test_a_sharded_xylo_verify_does_not_import_torch_in_the_calling_process(arts
 
 def test_the_local_clusters_workers_end_without_finalization():
     from adacal.distribute import dask_client
+    from adacal.worker_exit import QuickExit
     with dask_client(2) as (client, n, _):
         assert n == 2
-        assert set(client.run(lambda dask_worker: "adacal-quick-exit" in dask_worker.plugins).values()) == {True}
+        assert set(client.run(lambda dask_worker: QuickExit.name in dask_worker.plugins).values()) == {True}
     # what the plugin does when its worker closes: the process ends at once, its output flushed, and the
     # exit handlers registered before it (Python's finalization) do not run
     code = ("import atexit, sys; atexit.register(print, 'finalized'); from adacal.worker_exit import QuickExit; "
